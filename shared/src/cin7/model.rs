@@ -1,0 +1,650 @@
+//! CIN7 Omni sales orders as the API sends them, read tolerantly.
+//!
+//! Field names are camelCase on the wire (confirmed by every client of the live API). Enums
+//! arrive as names (any case) or integers, so they are parsed by hand; anything unknown is kept
+//! as `Other` rather than rejected. Every field is optional or defaulted, and unknown fields
+//! are ignored.
+
+use crate::tolerant;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The fields the product reads, for `fields=` on list calls (nothing else is fetched).
+pub const SALES_ORDER_FIELDS: &[&str] = &[
+    "id",
+    "reference",
+    "createdDate",
+    "modifiedDate",
+    "isApproved",
+    "status",
+    "isVoid",
+    "stage",
+    "branchId",
+    "dispatchedDate",
+    "firstName",
+    "lastName",
+    "company",
+    "email",
+    "phone",
+    "mobile",
+    "deliveryFirstName",
+    "deliveryLastName",
+    "deliveryCompany",
+    "deliveryAddress1",
+    "deliveryAddress2",
+    "deliveryCity",
+    "deliveryState",
+    "deliveryPostalCode",
+    "deliveryCountry",
+    "deliveryInstructions",
+    "internalComments",
+    "trackingCode",
+    "logisticsCarrier",
+    "freightTotal",
+    "currencyCode",
+    "taxStatus",
+    "taxRate",
+    "customFields",
+    "lineItems",
+];
+
+/// A CIN7 sales order header with its lines.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SalesOrder {
+    #[serde(deserialize_with = "id")]
+    pub id: i64,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub reference: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_datetime")]
+    pub created_date: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "tolerant::opt_datetime")]
+    pub modified_date: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "tolerant::opt_bool")]
+    pub is_approved: Option<bool>,
+    pub status: OrderStatus,
+    #[serde(deserialize_with = "tolerant::opt_bool")]
+    pub is_void: Option<bool>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub stage: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_i64")]
+    pub branch_id: Option<i64>,
+    #[serde(deserialize_with = "tolerant::opt_datetime")]
+    pub dispatched_date: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub first_name: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub last_name: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub company: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub email: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub phone: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub mobile: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub delivery_first_name: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub delivery_last_name: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub delivery_company: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub delivery_address1: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub delivery_address2: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub delivery_city: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub delivery_state: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub delivery_postal_code: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub delivery_country: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub delivery_instructions: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub internal_comments: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub tracking_code: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub logistics_carrier: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_decimal")]
+    pub freight_total: Option<Decimal>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub currency_code: Option<String>,
+    pub tax_status: TaxStatus,
+    #[serde(deserialize_with = "tolerant::opt_decimal")]
+    pub tax_rate: Option<Decimal>,
+    #[serde(deserialize_with = "custom_fields")]
+    pub custom_fields: BTreeMap<String, Value>,
+    #[serde(deserialize_with = "tolerant::vec_or_empty")]
+    pub line_items: Vec<LineItem>,
+}
+
+/// One line of a sales order.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LineItem {
+    #[serde(deserialize_with = "tolerant::opt_i64")]
+    pub id: Option<i64>,
+    #[serde(deserialize_with = "tolerant::opt_i64")]
+    pub parent_id: Option<i64>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub code: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub name: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub option1: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub option2: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub option3: Option<String>,
+    #[serde(deserialize_with = "tolerant::decimal_or_zero")]
+    pub qty: Decimal,
+    #[serde(deserialize_with = "tolerant::decimal_or_zero")]
+    pub unit_price: Decimal,
+    #[serde(deserialize_with = "tolerant::decimal_or_zero")]
+    pub discount: Decimal,
+    pub stock_control: StockControl,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub size_codes: Option<String>,
+    #[serde(deserialize_with = "tolerant::vec_or_empty")]
+    pub sizes: Vec<Size>,
+}
+
+/// One size of a size-grid line.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Size {
+    #[serde(deserialize_with = "tolerant::opt_string", alias = "size")]
+    pub name: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub code: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_decimal", alias = "qty")]
+    pub quantity: Option<Decimal>,
+}
+
+impl LineItem {
+    /// True when the line uses a size grid (sizes listed, or the read-only `sizeCodes`).
+    pub fn has_size_grid(&self) -> bool {
+        !self.sizes.is_empty()
+            || self
+                .size_codes
+                .as_deref()
+                .is_some_and(|s| !s.trim().is_empty())
+    }
+}
+
+/// `status` (read-only on CIN7): Draft = 0, Approved = 1, Void = 2 (confirmed, OrderStatus).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OrderStatus {
+    Draft,
+    Approved,
+    Void,
+    /// Missing or null.
+    #[default]
+    Unknown,
+    /// A spelling or code this version does not know, kept as sent.
+    Other(String),
+}
+
+/// `stockControl` of a line. Names are confirmed (FIFO, Batch, Serial, Non Stock); the integer
+/// codes are not documented and are inferred from the order the help centre lists them in
+/// (FIFO = 0, Batch = 1, Serial = 2, Non Stock = 3).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StockControl {
+    Fifo,
+    Batch,
+    Serial,
+    NonStock,
+    #[default]
+    Unknown,
+    Other(String),
+}
+
+/// `taxStatus` of an order. Names are confirmed; integers are inferred from the C# client's enum
+/// order (Incl = 0, Excl = 1, Exempt = 2).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TaxStatus {
+    Incl,
+    Excl,
+    Exempt,
+    #[default]
+    Unknown,
+    Other(String),
+}
+
+/// Maps a name (any case, spaces, hyphens and underscores ignored) or an integer code to an
+/// enum variant; unknowns are kept as text.
+fn lenient_enum<'de, D, T>(
+    d: D,
+    names: &[(&str, T)],
+    codes: &[(i64, T)],
+    unknown: T,
+    other: fn(String) -> T,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Clone,
+{
+    Ok(match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => unknown,
+        Some(Value::String(s)) => {
+            let key: String = s
+                .chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect();
+            if key.is_empty() {
+                unknown
+            } else if let Ok(n) = key.parse::<i64>() {
+                codes
+                    .iter()
+                    .find(|(c, _)| *c == n)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_else(|| other(s))
+            } else {
+                names
+                    .iter()
+                    .find(|(n, _)| *n == key)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_else(|| other(s))
+            }
+        }
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .and_then(|n| codes.iter().find(|(c, _)| *c == n))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| other(n.to_string())),
+        Some(v) => {
+            return Err(serde::de::Error::custom(format!(
+                "expected a name or a code, got {}",
+                tolerant::kind(&v)
+            )));
+        }
+    })
+}
+
+impl<'de> Deserialize<'de> for OrderStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use OrderStatus::*;
+        lenient_enum(
+            d,
+            &[("draft", Draft), ("approved", Approved), ("void", Void)],
+            &[(0, Draft), (1, Approved), (2, Void)],
+            Unknown,
+            Other,
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for StockControl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use StockControl::*;
+        lenient_enum(
+            d,
+            &[
+                ("fifo", Fifo),
+                ("batch", Batch),
+                ("serial", Serial),
+                ("nonstock", NonStock),
+            ],
+            &[(0, Fifo), (1, Batch), (2, Serial), (3, NonStock)],
+            Unknown,
+            Other,
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for TaxStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use TaxStatus::*;
+        lenient_enum(
+            d,
+            &[("incl", Incl), ("excl", Excl), ("exempt", Exempt)],
+            &[(0, Incl), (1, Excl), (2, Exempt)],
+            Unknown,
+            Other,
+        )
+    }
+}
+
+fn id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    tolerant::opt_i64(d)?.ok_or_else(|| serde::de::Error::custom("order has no id"))
+}
+
+fn custom_fields<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Value>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Object(map)) => map.into_iter().collect(),
+        _ => BTreeMap::new(),
+    })
+}
+
+/// One element of a list page: a parsed order, or why it could not be parsed (with whatever
+/// identifying fields could still be read, so the pull can record and skip it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderRow {
+    Parsed(Box<SalesOrder>),
+    Unparseable(UnparseableOrder),
+}
+
+/// An order CIN7 sent that does not fit the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnparseableOrder {
+    pub id: Option<i64>,
+    pub reference: Option<String>,
+    pub modified_date: Option<DateTime<Utc>>,
+    pub error: String,
+}
+
+impl OrderRow {
+    /// Parses one element of a page on its own, so a bad order never fails its neighbours.
+    pub fn from_value(v: Value) -> Self {
+        let field = |name: &str| v.get(name).cloned().unwrap_or(Value::Null);
+        let parsed = serde_json::from_value::<SalesOrder>(v.clone())
+            .map_err(|e| e.to_string())
+            .and_then(|order| {
+                if order.id > 0 {
+                    Ok(order)
+                } else {
+                    Err("order has no id".to_string())
+                }
+            });
+        match parsed {
+            Ok(order) => OrderRow::Parsed(Box::new(order)),
+            Err(error) => OrderRow::Unparseable(UnparseableOrder {
+                id: tolerant::value_to_i64(&field("id")).ok(),
+                reference: field("reference").as_str().map(str::to_owned),
+                modified_date: field("modifiedDate")
+                    .as_str()
+                    .and_then(|s| tolerant::parse_datetime(s).ok().flatten()),
+                error,
+            }),
+        }
+    }
+
+    /// The CIN7 id, when one could be read.
+    pub fn id(&self) -> Option<i64> {
+        match self {
+            OrderRow::Parsed(o) => Some(o.id),
+            OrderRow::Unparseable(u) => u.id,
+        }
+    }
+
+    /// The `modifiedDate`, when one could be read.
+    pub fn modified_date(&self) -> Option<DateTime<Utc>> {
+        match self {
+            OrderRow::Parsed(o) => o.modified_date,
+            OrderRow::Unparseable(u) => u.modified_date,
+        }
+    }
+}
+
+/// Parses a list page: a bare JSON array of orders. A body that is not an array is an error;
+/// an element that is not a valid order becomes [`OrderRow::Unparseable`].
+pub fn parse_page(body: &[u8]) -> Result<Vec<OrderRow>, String> {
+    match serde_json::from_slice::<Value>(body).map_err(|e| format!("invalid JSON: {e}"))? {
+        Value::Array(items) => Ok(items.into_iter().map(OrderRow::from_value).collect()),
+        other => Err(format!(
+            "expected a list of sales orders, got {}",
+            tolerant::kind(&other)
+        )),
+    }
+}
+
+/// A partial order for `PUT /v1/SalesOrders`: only the fields being changed are sent (`None`
+/// fields are omitted). There is deliberately no `status` field: it is read-only on CIN7.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SalesOrderUpdate {
+    pub id: i64,
+    #[serde(skip_serializing_if = "Option::is_none", with = "cin7_datetime")]
+    pub dispatched_date: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracking_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logistics_carrier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internal_comments: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::float_option"
+    )]
+    pub freight_total: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_fields: Option<BTreeMap<String, String>>,
+}
+
+mod cin7_datetime {
+    use chrono::{DateTime, Utc};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&crate::tolerant::format_cin7_datetime(t)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// One element of the PUT response (`ResultItem`): `index` follows the request order.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PutResultItem {
+    #[serde(deserialize_with = "tolerant::opt_i64")]
+    pub index: Option<i64>,
+    #[serde(deserialize_with = "tolerant::opt_bool")]
+    pub success: Option<bool>,
+    #[serde(deserialize_with = "tolerant::opt_i64")]
+    pub id: Option<i64>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub code: Option<String>,
+    #[serde(deserialize_with = "error_list")]
+    pub errors: Vec<String>,
+}
+
+fn error_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect(),
+        Some(Value::String(s)) => vec![s],
+        _ => Vec::new(),
+    })
+}
+
+/// The outcome of one order in a PUT, matched to the order id that was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutOutcome {
+    pub id: i64,
+    /// `Ok` when CIN7 accepted the change, else CIN7's messages.
+    pub result: Result<(), Vec<String>>,
+}
+
+/// Matches PUT result items to the orders sent, by `index` when present, else by position.
+/// Errors when the answer does not account for every order sent.
+pub fn match_put_results(
+    sent: &[SalesOrderUpdate],
+    items: Vec<PutResultItem>,
+) -> Result<Vec<PutOutcome>, String> {
+    let mut outcomes: Vec<Option<PutOutcome>> = vec![None; sent.len()];
+    for (position, item) in items.into_iter().enumerate() {
+        let index = match item.index {
+            Some(i) => usize::try_from(i).map_err(|_| format!("result index {i} is negative"))?,
+            None => position,
+        };
+        let Some(order) = sent.get(index) else {
+            return Err(format!("result index {index} matches no order sent"));
+        };
+        if let Some(id) = item.id.filter(|id| *id != 0 && *id != order.id) {
+            return Err(format!(
+                "result {index} names order {id} but order {} was sent there",
+                order.id
+            ));
+        }
+        let result = if item.success == Some(true) {
+            Ok(())
+        } else if item.errors.is_empty() {
+            Err(vec!["CIN7 reported failure without a message".to_string()])
+        } else {
+            Err(item.errors)
+        };
+        outcomes[index] = Some(PutOutcome {
+            id: order.id,
+            result,
+        });
+    }
+    outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| o.ok_or_else(|| format!("no result for order {} sent", sent[i].id)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+    use serde_json::json;
+
+    #[test]
+    fn reads_the_reference_example() {
+        let body = json!([{
+            "id": 1895719, "modifiedDate": "2024-05-02T01:02:11Z", "isApproved": true,
+            "reference": "#1050", "status": "Approved", "stage": "New", "freightTotal": 7.5,
+            "taxStatus": "Incl", "taxRate": 15, "customFields": {"orders_1000": "gift"},
+            "unknownField": {"nested": true},
+            "lineItems": [
+                {"id": 8140, "code": "TEE-RED", "qty": 3, "unitPrice": 19.99, "stockControl": "Batch",
+                 "sizes": [{"name": "S", "code": "TEE-RED-S", "quantity": 1}]},
+                {"id": 8141, "code": "HONEY-500", "qty": 1, "unitPrice": 29.99, "stockControl": 2}
+            ]
+        }]);
+        let rows = parse_page(body.to_string().as_bytes()).unwrap();
+        let OrderRow::Parsed(o) = &rows[0] else {
+            panic!("not parsed: {rows:?}")
+        };
+        assert_eq!(o.id, 1895719);
+        assert_eq!(o.status, OrderStatus::Approved);
+        assert_eq!(o.tax_status, TaxStatus::Incl);
+        assert_eq!(o.freight_total, Some(dec!(7.5)));
+        assert_eq!(o.line_items[0].unit_price, dec!(19.99));
+        assert!(o.line_items[0].has_size_grid());
+        assert_eq!(o.line_items[0].stock_control, StockControl::Batch);
+        assert_eq!(o.line_items[1].stock_control, StockControl::Serial);
+        assert!(!o.line_items[1].has_size_grid());
+    }
+
+    #[test]
+    fn enums_in_any_case_or_as_codes() {
+        let statuses = [
+            (json!("APPROVED"), OrderStatus::Approved),
+            (json!("void"), OrderStatus::Void),
+            (json!(0), OrderStatus::Draft),
+            (json!("1"), OrderStatus::Approved),
+            (json!(null), OrderStatus::Unknown),
+            (json!("Pending"), OrderStatus::Other("Pending".into())),
+        ];
+        for (v, want) in statuses {
+            let o: SalesOrder = serde_json::from_value(json!({"id": 1, "status": v})).unwrap();
+            assert_eq!(o.status, want);
+        }
+        let line: LineItem = serde_json::from_value(json!({"stockControl": "Non Stock"})).unwrap();
+        assert_eq!(line.stock_control, StockControl::NonStock);
+    }
+
+    #[test]
+    fn nulls_missing_and_strings_for_numbers() {
+        let o: SalesOrder = serde_json::from_value(json!({
+            "id": "42", "reference": null, "freightTotal": "12.30", "lineItems": null,
+            "dispatchedDate": "", "branchId": "3", "isVoid": "false"
+        }))
+        .unwrap();
+        assert_eq!(o.id, 42);
+        assert_eq!(o.reference, None);
+        assert_eq!(o.freight_total, Some(dec!(12.30)));
+        assert!(o.line_items.is_empty());
+        assert_eq!(o.dispatched_date, None);
+        assert_eq!(o.branch_id, Some(3));
+        assert_eq!(o.is_void, Some(false));
+    }
+
+    #[test]
+    fn a_bad_order_is_reported_alone() {
+        let body = json!([
+            {"id": 1, "modifiedDate": "2024-01-01T00:00:00Z"},
+            {"id": 2, "reference": "R2", "modifiedDate": "2024-01-02T00:00:00Z", "lineItems": "oops"},
+            {"reference": "no id"}
+        ]);
+        let rows = parse_page(body.to_string().as_bytes()).unwrap();
+        assert!(matches!(rows[0], OrderRow::Parsed(_)));
+        let OrderRow::Unparseable(bad) = &rows[1] else {
+            panic!("{rows:?}")
+        };
+        assert_eq!(bad.id, Some(2));
+        assert_eq!(bad.reference.as_deref(), Some("R2"));
+        assert!(bad.modified_date.is_some());
+        assert!(matches!(&rows[2], OrderRow::Unparseable(u) if u.error.contains("no id")));
+        assert!(parse_page(b"{\"id\": 1}").is_err());
+        assert!(parse_page(b"[{\"id\": 1").is_err());
+    }
+
+    #[test]
+    fn update_sends_only_changed_fields_and_never_status() {
+        let u = SalesOrderUpdate {
+            id: 7,
+            stage: Some("Dispatched".into()),
+            freight_total: Some(dec!(12.5)),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&u).unwrap(),
+            json!({"id": 7, "stage": "Dispatched", "freightTotal": 12.5})
+        );
+    }
+
+    #[test]
+    fn put_results_match_by_index() {
+        let sent = [
+            SalesOrderUpdate {
+                id: 10,
+                ..Default::default()
+            },
+            SalesOrderUpdate {
+                id: 20,
+                ..Default::default()
+            },
+        ];
+        let items: Vec<PutResultItem> = serde_json::from_value(json!([
+            {"index": 1, "success": false, "id": 20, "errors": ["Invalid stage"]},
+            {"index": 0, "success": true, "id": 10, "errors": []}
+        ]))
+        .unwrap();
+        let out = match_put_results(&sent, items).unwrap();
+        assert_eq!(
+            out[0],
+            PutOutcome {
+                id: 10,
+                result: Ok(())
+            }
+        );
+        assert_eq!(
+            out[1],
+            PutOutcome {
+                id: 20,
+                result: Err(vec!["Invalid stage".into()])
+            }
+        );
+        assert!(match_put_results(&sent, vec![]).is_err());
+    }
+}

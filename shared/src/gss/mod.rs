@@ -1,0 +1,6 @@
+//! GoSweetSpot: customer order and shipment models and the client.
+
+pub mod client;
+pub mod model;
+
+pub use client::{GssClient, GssConfig};

@@ -1,0 +1,12 @@
+//! The cin7-gss core shared by the Lambda functions, the operator CLI and the tests.
+//!
+//! - [`cin7`] and [`gss`]: the two APIs' models (read tolerantly) and their clients.
+//! - [`http`]: pacing, retries, typed errors and call counting the clients share.
+//! - [`rate_limit`]: the sliding-window limiter behind the pacing.
+//! - [`tolerant`]: serde helpers for loosely typed JSON.
+
+pub mod cin7;
+pub mod gss;
+pub mod http;
+pub mod rate_limit;
+pub mod tolerant;

@@ -1,0 +1,178 @@
+//! Client-side pacing: a sliding-window limiter that never lets more than `max` calls start in
+//! any window of `length`, for several windows at once (CIN7: 3 per second and 60 per minute).
+//!
+//! A sliding log is used rather than a GCRA/token bucket because the promise is about *any*
+//! window: a bucket with a burst allowance can let 2 × max through across a window boundary.
+//! Time is `tokio::time`, so schedules are testable on a paused clock.
+
+use async_trait::async_trait;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Something that grants permission to make one call, waiting as needed.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Waits until one more call may start, and counts it.
+    async fn acquire(&self) -> Result<(), LimitError>;
+}
+
+/// Why a limiter refused instead of waiting.
+#[derive(Debug, thiserror::Error)]
+#[error("rate limiter unavailable: {0}")]
+pub struct LimitError(pub String);
+
+/// At most `max` calls in any window of `length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub length: Duration,
+    pub max: u32,
+}
+
+impl Window {
+    /// A window of `length` allowing `max` calls.
+    pub const fn new(max: u32, length: Duration) -> Self {
+        Self { length, max }
+    }
+}
+
+/// An in-process sliding-window limiter over one or more windows.
+#[derive(Debug)]
+pub struct WindowLimiter {
+    windows: Vec<Window>,
+    log: Mutex<VecDeque<Instant>>,
+}
+
+/// Margin added to each real-time window so that network jitter between our clock and the
+/// server's cannot squeeze an extra call into a server-side window.
+const SAFETY_MARGIN: Duration = Duration::from_millis(50);
+
+impl WindowLimiter {
+    /// A limiter enforcing every window given.
+    pub fn new(windows: Vec<Window>) -> Self {
+        Self {
+            windows,
+            log: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// CIN7's published limits, 3 per second and 60 per minute, with a small safety margin.
+    pub fn cin7() -> Self {
+        Self::new(vec![
+            Window::new(3, Duration::from_secs(1) + SAFETY_MARGIN),
+            Window::new(60, Duration::from_secs(60) + SAFETY_MARGIN),
+        ])
+    }
+
+    /// GoSweetSpot's requested ceiling: under 60 per minute and 1,000 per hour per site.
+    pub fn gss() -> Self {
+        Self::new(vec![
+            Window::new(58, Duration::from_secs(60) + SAFETY_MARGIN),
+            Window::new(990, Duration::from_secs(3600)),
+        ])
+    }
+
+    /// How long to wait before a call may start at `now`, or `None` when it may start now.
+    fn wait_at(&self, log: &VecDeque<Instant>, now: Instant) -> Option<Duration> {
+        self.windows
+            .iter()
+            .filter_map(|w| {
+                let max = w.max as usize;
+                if max == 0 {
+                    return Some(w.length);
+                }
+                let oldest = *log.get(log.len().checked_sub(max)?)?;
+                let free_at = oldest + w.length;
+                (free_at > now).then(|| free_at - now)
+            })
+            .max()
+    }
+}
+
+#[async_trait]
+impl RateLimiter for WindowLimiter {
+    async fn acquire(&self) -> Result<(), LimitError> {
+        let keep = self
+            .windows
+            .iter()
+            .map(|w| w.max as usize)
+            .max()
+            .unwrap_or(0);
+        loop {
+            let wait = {
+                let mut log = self
+                    .log
+                    .lock()
+                    .map_err(|_| LimitError("limiter state poisoned".into()))?;
+                let now = Instant::now();
+                match self.wait_at(&log, now) {
+                    None => {
+                        log.push_back(now);
+                        while log.len() > keep {
+                            log.pop_front();
+                        }
+                        return Ok(());
+                    }
+                    Some(wait) => wait,
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The largest number of instants that fall in any half-open window `[t, t + length)`.
+/// Used by tests and the sandboxes to check pacing from recorded request times.
+pub fn max_in_any_window(sorted: &[Duration], length: Duration) -> usize {
+    let mut best = 0;
+    let mut start = 0;
+    for (end, t) in sorted.iter().enumerate() {
+        while *t >= sorted[start] + length {
+            start += 1;
+        }
+        best = best.max(end + 1 - start);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn never_more_than_max_in_any_window() {
+        let limiter = WindowLimiter::new(vec![
+            Window::new(3, Duration::from_secs(1)),
+            Window::new(60, Duration::from_secs(60)),
+        ]);
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            limiter.acquire().await.unwrap();
+            times.push(start.elapsed());
+        }
+        assert_eq!(max_in_any_window(&times, Duration::from_secs(1)), 3);
+        assert_eq!(max_in_any_window(&times, Duration::from_secs(60)), 60);
+        // 200 calls at 60 a minute need three full minutes of waiting after the first 60.
+        assert!(start.elapsed() >= Duration::from_secs(180));
+    }
+
+    #[test]
+    fn window_counting() {
+        let ms = |v: &[u64]| {
+            v.iter()
+                .map(|m| Duration::from_millis(*m))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            max_in_any_window(&ms(&[0, 500, 999, 1000]), Duration::from_secs(1)),
+            3
+        );
+        assert_eq!(
+            max_in_any_window(&ms(&[0, 1000, 2000]), Duration::from_secs(1)),
+            1
+        );
+        assert_eq!(max_in_any_window(&[], Duration::from_secs(1)), 0);
+    }
+}
