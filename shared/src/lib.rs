@@ -3,10 +3,12 @@
 //! - [`cin7`] and [`gss`]: the two APIs' models (read tolerantly) and their clients.
 //! - [`http`]: pacing, retries, typed errors and call counting the clients share.
 //! - [`rate_limit`]: the sliding-window limiter behind the pacing.
+//! - [`signature`]: webhook HMAC signing and constant-time verification.
 //! - [`tolerant`]: serde helpers for loosely typed JSON.
 
 pub mod cin7;
 pub mod gss;
 pub mod http;
 pub mod rate_limit;
+pub mod signature;
 pub mod tolerant;

@@ -1,0 +1,392 @@
+//! A CIN7 Omni sandbox: the sales order endpoints the product uses, faithful to the reference
+//! where it is confirmed (Basic auth, bare-array pages, `rows` default 50 and max 250, the
+//! `where` subset, `order`, `fields`, PUT of partial orders with per-item results).
+//!
+//! Orders are held as JSON objects in camelCase, exactly as served.
+
+use crate::harness::{self, Harness, Running};
+use crate::where_clause;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use chrono::Utc;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The CIN7 `trackingCode` limit (50 characters, from the BranchTransfer model).
+pub const TRACKING_CODE_MAX: usize = 50;
+
+/// What the API connection may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permissions {
+    pub read: bool,
+    pub update: bool,
+}
+
+#[derive(Debug)]
+struct State_ {
+    username: String,
+    api_key: String,
+    permissions: Mutex<Permissions>,
+    orders: Mutex<BTreeMap<i64, Value>>,
+    harness: Arc<Harness>,
+}
+
+/// A running CIN7 sandbox.
+#[derive(Debug)]
+pub struct Cin7Sandbox {
+    state: Arc<State_>,
+    running: Running,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Cin7Sandbox {
+    /// Starts a sandbox accepting these credentials, with full permissions and no orders.
+    pub async fn start(username: &str, api_key: &str) -> std::io::Result<Self> {
+        let harness = Arc::new(Harness::default());
+        let state = Arc::new(State_ {
+            username: username.to_string(),
+            api_key: api_key.to_string(),
+            permissions: Mutex::new(Permissions {
+                read: true,
+                update: true,
+            }),
+            orders: Mutex::default(),
+            harness: harness.clone(),
+        });
+        let router = Router::new()
+            .route("/api/v1/SalesOrders", get(list).put(update))
+            .route("/api/v1/SalesOrders/{id}", get(get_one))
+            .with_state(state.clone());
+        let running = harness::serve(router, harness).await?;
+        Ok(Self { state, running })
+    }
+
+    /// The base URL to configure as `cin7.base_url` (ends in `/api`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}/api", self.running.addr)
+    }
+
+    /// Recording, faults and rate limits.
+    pub fn harness(&self) -> &Harness {
+        &self.state.harness
+    }
+
+    /// Sets what the API connection may do.
+    pub fn set_permissions(&self, permissions: Permissions) {
+        *lock(&self.state.permissions) = permissions;
+    }
+
+    /// Adds or replaces an order (a camelCase JSON object with a numeric `id`).
+    pub fn put_order(&self, order: Value) {
+        if let Some(id) = order.get("id").and_then(Value::as_i64) {
+            lock(&self.state.orders).insert(id, order);
+        }
+    }
+
+    /// Edits an order in place as a CIN7 user would, bumping `modifiedDate` to now.
+    pub fn edit_order(&self, id: i64, edit: impl FnOnce(&mut Value)) -> bool {
+        let mut orders = lock(&self.state.orders);
+        let Some(order) = orders.get_mut(&id) else {
+            return false;
+        };
+        edit(order);
+        order["modifiedDate"] = json!(now_text());
+        true
+    }
+
+    /// One order as stored.
+    pub fn order(&self, id: i64) -> Option<Value> {
+        lock(&self.state.orders).get(&id).cloned()
+    }
+
+    /// Every order, by id.
+    pub fn orders(&self) -> Vec<Value> {
+        lock(&self.state.orders).values().cloned().collect()
+    }
+}
+
+fn now_text() -> String {
+    Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "message": message.into() }))).into_response()
+}
+
+fn authorise(state: &State_, headers: &HeaderMap) -> Result<Permissions, Response> {
+    let expected = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", state.username, state.api_key));
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "));
+    if given != Some(expected.as_str()) {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "Authorization has been denied for this request.",
+        ));
+    }
+    Ok(*lock(&state.permissions))
+}
+
+fn forbidden() -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "API user does not have permission to access SalesOrders",
+    )
+}
+
+async fn list(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    match authorise(&state, &headers) {
+        Err(r) => return r,
+        Ok(p) if !p.read => return forbidden(),
+        Ok(_) => {}
+    }
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let rows = match param("rows").map(str::parse::<usize>) {
+        None => 50,
+        Some(Ok(n)) if (1..=250).contains(&n) => n,
+        Some(_) => return error(StatusCode::BAD_REQUEST, "rows must be between 1 and 250"),
+    };
+    let page = match param("page").map(str::parse::<usize>) {
+        None => 1,
+        Some(Ok(n)) if n >= 1 => n,
+        Some(_) => return error(StatusCode::BAD_REQUEST, "page must be at least 1"),
+    };
+    let conditions = match param("where").filter(|w| !w.trim().is_empty()) {
+        None => Vec::new(),
+        Some(w) => match where_clause::parse(w) {
+            Ok(c) => c,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("Invalid where clause: {e}"),
+                );
+            }
+        },
+    };
+    let (order_field, descending) = match param("order").map(str::trim).filter(|o| !o.is_empty()) {
+        None => ("id".to_string(), false),
+        Some(o) => {
+            let mut words = o.split_whitespace();
+            let field = words.next().unwrap_or("id").to_string();
+            // Several sources say a bare field sorts descending.
+            let desc = !words.next().is_some_and(|d| d.eq_ignore_ascii_case("asc"));
+            (field, desc)
+        }
+    };
+    let fields: Option<Vec<String>> = param("fields").filter(|f| !f.trim().is_empty()).map(|f| {
+        f.split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect()
+    });
+
+    let mut matching: Vec<Value> = lock(&state.orders)
+        .values()
+        .filter(|o| where_clause::matches(o, &conditions))
+        .cloned()
+        .collect();
+    let key = |o: &Value| sort_key(where_clause::field(o, &order_field));
+    // Ties break by id ascending so paging is stable.
+    matching.sort_by(|a, b| {
+        let primary = key(a).cmp(&key(b));
+        let primary = if descending {
+            primary.reverse()
+        } else {
+            primary
+        };
+        primary.then_with(|| id_of(a).cmp(&id_of(b)))
+    });
+    let page_items: Vec<Value> = matching
+        .into_iter()
+        .skip((page - 1) * rows)
+        .take(rows)
+        .map(|o| project(o, fields.as_deref()))
+        .collect();
+    Json(Value::Array(page_items)).into_response()
+}
+
+fn id_of(o: &Value) -> i64 {
+    o.get("id").and_then(Value::as_i64).unwrap_or_default()
+}
+
+#[derive(Debug, PartialEq, PartialOrd)]
+enum SortKey {
+    Missing,
+    Number(f64),
+    Date(chrono::DateTime<Utc>),
+    Text(String),
+}
+
+impl Eq for SortKey {}
+impl Ord for SortKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.partial_cmp(other).unwrap_or(std::cmp::Ordering::Equal)
+    }
+}
+
+fn sort_key(v: Option<&Value>) -> SortKey {
+    match v {
+        Some(Value::Number(n)) => SortKey::Number(n.as_f64().unwrap_or_default()),
+        Some(Value::String(s)) => match shared::tolerant::parse_datetime(s) {
+            Ok(Some(d)) => SortKey::Date(d),
+            _ => SortKey::Text(s.to_lowercase()),
+        },
+        _ => SortKey::Missing,
+    }
+}
+
+fn project(order: Value, fields: Option<&[String]>) -> Value {
+    match (order, fields) {
+        (Value::Object(map), Some(fields)) => Value::Object(
+            map.into_iter()
+                .filter(|(k, _)| fields.iter().any(|f| f.eq_ignore_ascii_case(k)))
+                .collect(),
+        ),
+        (order, _) => order,
+    }
+}
+
+async fn get_one(
+    State(state): State<Arc<State_>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match authorise(&state, &headers) {
+        Err(r) => return r,
+        Ok(p) if !p.read => return forbidden(),
+        Ok(_) => {}
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return error(StatusCode::BAD_REQUEST, "The id must be a number");
+    };
+    match lock(&state.orders).get(&id) {
+        Some(order) => Json(order.clone()).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("Sales order {id} not found")),
+    }
+}
+
+async fn update(State(state): State<Arc<State_>>, headers: HeaderMap, body: String) -> Response {
+    match authorise(&state, &headers) {
+        Err(r) => return r,
+        Ok(p) if !p.update => return forbidden(),
+        Ok(_) => {}
+    }
+    let items = match serde_json::from_str::<Value>(&body) {
+        Ok(Value::Array(items)) => items,
+        Ok(_) => return error(StatusCode::BAD_REQUEST, "The request body must be a list"),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("Invalid JSON: {e}")),
+    };
+    if items.len() > 250 {
+        return error(StatusCode::BAD_REQUEST, "At most 250 orders per request");
+    }
+    let mut orders = lock(&state.orders);
+    let results: Vec<Value> = items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let id = item.get("id").and_then(Value::as_i64);
+            let outcome = apply_update(&mut orders, item);
+            json!({
+                "index": index,
+                "success": outcome.is_ok(),
+                "id": id,
+                "code": null,
+                "errors": outcome.err().map(|e| vec![e]).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Json(Value::Array(results)).into_response()
+}
+
+fn is_true(v: Option<&Value>) -> bool {
+    v.and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn apply_update(orders: &mut BTreeMap<i64, Value>, item: Value) -> Result<(), String> {
+    let Value::Object(changes) = item else {
+        return Err("Each order must be an object".into());
+    };
+    let id = changes
+        .get("id")
+        .and_then(Value::as_i64)
+        .ok_or("Each order must have an id")?;
+    if changes.keys().any(|k| k.eq_ignore_ascii_case("status")) {
+        return Err("status is read-only".into());
+    }
+    if changes.keys().any(|k| k.eq_ignore_ascii_case("lineItems")) {
+        return Err("lineItems updates are not supported by the sandbox".into());
+    }
+    let order = orders
+        .get_mut(&id)
+        .ok_or_else(|| format!("Sales order {id} not found"))?;
+    if let Some(code) = changes.get("trackingCode").and_then(Value::as_str)
+        && code.chars().count() > TRACKING_CODE_MAX
+    {
+        return Err(format!(
+            "trackingCode exceeds {TRACKING_CODE_MAX} characters"
+        ));
+    }
+    if let Some(freight) = changes.get("freightTotal")
+        && !freight.is_number()
+    {
+        return Err("freightTotal must be a number".into());
+    }
+    let dispatching = changes.get("dispatchedDate").is_some_and(|d| !d.is_null());
+    if dispatching {
+        let void = is_true(order.get("isVoid"))
+            || order.get("status").and_then(Value::as_str) == Some("Void");
+        if void {
+            return Err("Cannot dispatch a void order".into());
+        }
+        let approved = is_true(order.get("isApproved"))
+            || order.get("status").and_then(Value::as_str) == Some("Approved");
+        if !approved {
+            return Err("The order must be approved before it is dispatched".into());
+        }
+    }
+    let Value::Object(target) = order else {
+        return Err("Stored order is not an object".into());
+    };
+    for (key, value) in changes {
+        if key != "id" {
+            target.insert(key, value);
+        }
+    }
+    if dispatching {
+        target
+            .entry("stage")
+            .and_modify(|s| {
+                if s.as_str() != Some("Dispatched") {
+                    *s = json!("Dispatched");
+                }
+            })
+            .or_insert(json!("Dispatched"));
+        target.insert("logisticsStatus".into(), json!(2));
+        if let Some(Value::Array(lines)) = target.get_mut("lineItems") {
+            for line in lines {
+                let qty = line.get("qty").cloned().unwrap_or(json!(0));
+                line["qtyShipped"] = qty;
+            }
+        }
+    }
+    target.insert("modifiedDate".into(), json!(now_text()));
+    Ok(())
+}

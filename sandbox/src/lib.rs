@@ -1,0 +1,12 @@
+//! Sandbox servers for CIN7 Omni and GoSweetSpot on 127.0.0.1 and an ephemeral port, faithful
+//! to `../shared/reference/` where it is confirmed. Both record every request and can inject
+//! faults on demand (see [`harness`]). Used by the tests and by the local demo.
+
+pub mod cin7;
+pub mod gss;
+pub mod harness;
+pub mod where_clause;
+
+pub use cin7::{Cin7Sandbox, Permissions};
+pub use gss::{Delivery, GssSandbox, Ticket, WebhookTarget};
+pub use harness::{FaultKind, Harness, Matcher, Record};
