@@ -121,7 +121,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "message": message.into() }))).into_response()
 }
 
-fn authorise(state: &State_, headers: &HeaderMap) -> Result<Permissions, Response> {
+fn authorise(state: &State_, headers: &HeaderMap) -> Result<Permissions, Box<Response>> {
     let expected = base64::engine::general_purpose::STANDARD
         .encode(format!("{}:{}", state.username, state.api_key));
     let given = headers
@@ -129,10 +129,10 @@ fn authorise(state: &State_, headers: &HeaderMap) -> Result<Permissions, Respons
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "));
     if given != Some(expected.as_str()) {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "Authorization has been denied for this request.",
-        ));
+        )));
     }
     Ok(*lock(&state.permissions))
 }
@@ -150,7 +150,7 @@ async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     match authorise(&state, &headers) {
-        Err(r) => return r,
+        Err(r) => return *r,
         Ok(p) if !p.read => return forbidden(),
         Ok(_) => {}
     }
@@ -206,7 +206,9 @@ async fn list(
     let key = |o: &Value| sort_key(where_clause::field(o, &order_field));
     // Ties break by id ascending so paging is stable.
     matching.sort_by(|a, b| {
-        let primary = key(a).cmp(&key(b));
+        let primary = key(a)
+            .partial_cmp(&key(b))
+            .unwrap_or(std::cmp::Ordering::Equal);
         let primary = if descending {
             primary.reverse()
         } else {
@@ -233,13 +235,6 @@ enum SortKey {
     Number(f64),
     Date(chrono::DateTime<Utc>),
     Text(String),
-}
-
-impl Eq for SortKey {}
-impl Ord for SortKey {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.partial_cmp(other).unwrap_or(std::cmp::Ordering::Equal)
-    }
 }
 
 fn sort_key(v: Option<&Value>) -> SortKey {
@@ -270,7 +265,7 @@ async fn get_one(
     Path(id): Path<String>,
 ) -> Response {
     match authorise(&state, &headers) {
-        Err(r) => return r,
+        Err(r) => return *r,
         Ok(p) if !p.read => return forbidden(),
         Ok(_) => {}
     }
@@ -285,7 +280,7 @@ async fn get_one(
 
 async fn update(State(state): State<Arc<State_>>, headers: HeaderMap, body: String) -> Response {
     match authorise(&state, &headers) {
-        Err(r) => return r,
+        Err(r) => return *r,
         Ok(p) if !p.update => return forbidden(),
         Ok(_) => {}
     }

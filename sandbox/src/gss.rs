@@ -306,17 +306,17 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "Message": message }))).into_response()
 }
 
-fn authorise(state: &State_, headers: &HeaderMap) -> Result<(), Response> {
+fn authorise(state: &State_, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if header("access_key") == Some(state.access_key.as_str())
         && header("site_id") == Some(state.site_id.as_str())
     {
         Ok(())
     } else {
-        Err(error(
+        Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "Authorization has been denied for this request.",
-        ))
+        )))
     }
 }
 
@@ -389,7 +389,7 @@ async fn put_orders(
     body: String,
 ) -> Response {
     if let Err(r) = authorise(&state, &headers) {
-        return r;
+        return *r;
     }
     let orders: Vec<CustomerOrder> = match parse(body.as_bytes()) {
         Ok(o) => o,
@@ -460,7 +460,7 @@ async fn get_orders(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     if let Err(r) = authorise(&state, &headers) {
-        return r;
+        return *r;
     }
     let wanted = list_param(&params, "packingslipno");
     let shipments = lock(&state.shipments).clone();
@@ -488,7 +488,7 @@ async fn delete_orders(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     if let Err(r) = authorise(&state, &headers) {
-        return r;
+        return *r;
     }
     let slips = list_param(&params, "packingslipno");
     if slips.is_empty() {
@@ -522,7 +522,7 @@ async fn get_shipments(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     if let Err(r) = authorise(&state, &headers) {
-        return r;
+        return *r;
     }
     let wanted = list_param(&params, "shipments");
     let items: Vec<Shipment> = lock(&state.shipments)

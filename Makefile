@@ -1,0 +1,25 @@
+# cin7-gss — the two set-up commands are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+.PHONY: help build test lint fmt run
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+build: ## Build every crate
+	$(CARGO) build --workspace --all-targets
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+lint: ## Format check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: lint ## Everything CI checks: lint, then every test
+	$(CARGO) test --workspace
+
+run: ## The local run (for now: a smoke run of both clients against the sandboxes)
+	$(CARGO) run -q -p cin7-gss -- smoke
