@@ -18,8 +18,8 @@ lint: ## Format check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: lint ## Everything CI checks: lint, then every test
-	$(CARGO) test --workspace
+test: lint ## Everything CI checks: lint, then every test (AWS adapters against a local moto server)
+	scripts/with-moto $(CARGO) test --workspace
 
 run: ## The local run (for now: a smoke run of both clients against the sandboxes)
 	$(CARGO) run -q -p cin7-gss -- smoke

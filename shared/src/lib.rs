@@ -6,9 +6,17 @@
 //! - [`signature`]: webhook HMAC signing and constant-time verification.
 //! - [`tolerant`]: serde helpers for loosely typed JSON.
 
+#[cfg(feature = "aws")]
+pub mod aws_config;
 pub mod cin7;
+pub mod clock;
 pub mod gss;
 pub mod http;
+pub mod pull;
+pub mod queue;
 pub mod rate_limit;
+pub mod secrets;
+pub mod settings;
 pub mod signature;
+pub mod store;
 pub mod tolerant;

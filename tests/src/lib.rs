@@ -104,3 +104,108 @@ pub fn order(id: i64, reference: &str, modified: DateTime<Utc>) -> Value {
         }]
     })
 }
+
+pub mod store_suite;
+
+/// Settings for an integration whose CIN7 and GoSweetSpot are the given sandboxes.
+pub fn sandbox_settings(
+    id: &str,
+    cin7: &Cin7Sandbox,
+    gss: &GssSandbox,
+) -> shared::settings::IntegrationSettings {
+    shared::settings::IntegrationSettings::from_json(
+        &json!({
+            "id": id,
+            "name": format!("Merchant {id}"),
+            "cin7": {"api_username": CIN7_USER, "api_key": "CIN7_KEY", "base_url": cin7.base_url()},
+            "gss": {"site_id": GSS_SITE, "access_key": "GSS_KEY", "support_email": "ops@example.nz",
+                    "base_url": gss.base_url(), "cost_centre": "Online"},
+            "webhook": {"secret": "WEBHOOK_SECRET"},
+            "import": {"start_from": "2024-01-01T00:00:00Z", "max_age_days": 100000}
+        })
+        .to_string(),
+    )
+    .expect("valid settings")
+}
+
+/// A pull wired to sandboxes and a store.
+pub struct PullRig {
+    pub cin7: Cin7Sandbox,
+    pub gss: GssSandbox,
+    pub store: shared::store::Store,
+    pub settings: shared::settings::IntegrationSettings,
+    pub cin7_client: Cin7Client,
+    pub gss_client: GssClient,
+}
+
+impl PullRig {
+    /// Sandboxes, clients (unpaced, fast retries) and a SQLite store in a temp directory.
+    pub async fn new() -> Self {
+        let path = tempfile::tempdir()
+            .expect("tempdir")
+            .keep()
+            .join("store.sqlite3");
+        let table = Arc::new(shared::store::sqlite::SqliteTable::open(&path).expect("store"));
+        Self::with_table(table).await
+    }
+
+    /// The same over any table.
+    pub async fn with_table(table: Arc<dyn shared::store::Table>) -> Self {
+        let cin7 = Cin7Sandbox::start(CIN7_USER, CIN7_KEY)
+            .await
+            .expect("cin7 sandbox");
+        let gss = GssSandbox::start(GSS_SITE, GSS_KEY)
+            .await
+            .expect("gss sandbox");
+        let store = shared::store::Store::new(table, Arc::new(shared::clock::SystemClock));
+        let settings = sandbox_settings("acme", &cin7, &gss);
+        let cin7_client = cin7_client(&cin7, CIN7_KEY, unlimited(), fast_retry(4));
+        let gss_client = gss_client(&gss, GSS_KEY, unlimited(), fast_retry(4));
+        Self {
+            cin7,
+            gss,
+            store,
+            settings,
+            cin7_client,
+            gss_client,
+        }
+    }
+
+    /// Runs one pull.
+    pub async fn pull(&self, options: &shared::pull::PullOptions) -> shared::pull::PullSummary {
+        let calls = || {
+            (
+                self.cin7_client.calls().total(),
+                self.gss_client.calls().total(),
+            )
+        };
+        shared::pull::run_pull(
+            shared::pull::PullDeps {
+                store: &self.store,
+                cin7: &self.cin7_client,
+                gss: &self.gss_client,
+                now: Utc::now(),
+                calls: &calls,
+            },
+            &self.settings,
+            options,
+        )
+        .await
+        .expect("pull runs")
+    }
+
+    /// How many times each packing slip was sent in a GoSweetSpot PUT.
+    pub fn publish_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for r in self.gss.harness().records() {
+            if r.method == "PUT" && r.status == 200 {
+                let orders: Vec<Value> = serde_json::from_str(&r.body).unwrap_or_default();
+                for o in orders {
+                    let slip = o["packingslipno"].as_str().unwrap_or_default().to_string();
+                    *counts.entry(slip).or_insert(0) += 1;
+                }
+            }
+        }
+        counts
+    }
+}

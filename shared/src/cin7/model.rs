@@ -345,8 +345,8 @@ impl OrderRow {
     /// Parses one element of a page on its own, so a bad order never fails its neighbours.
     pub fn from_value(v: Value) -> Self {
         let field = |name: &str| v.get(name).cloned().unwrap_or(Value::Null);
-        let parsed = serde_json::from_value::<SalesOrder>(v.clone())
-            .map_err(|e| e.to_string())
+        let parsed = serde_path_to_error::deserialize::<_, SalesOrder>(v.clone())
+            .map_err(|e| format!("{}: {}", e.path(), e.inner()))
             .and_then(|order| {
                 if order.id > 0 {
                     Ok(order)

@@ -1,0 +1,334 @@
+//! Mapping a CIN7 sales order to a GoSweetSpot customer order, within GoSweetSpot's field
+//! limits (every truncation is recorded), plus the content hash used for change detection.
+//! Pure.
+
+use super::gates::{Skip, SkipReason};
+use crate::cin7::model::SalesOrder;
+use crate::gss::model::{CustomerOrder, OrderProduct, limits};
+use crate::settings::IntegrationSettings;
+use sha2::{Digest, Sha256};
+use std::str::FromStr;
+
+/// A mapped order, ready to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapped {
+    pub order: CustomerOrder,
+    /// Fields shortened to fit, as `field: N → M characters`.
+    pub truncations: Vec<String>,
+    /// SHA-256 (hex) of the published JSON.
+    pub content_hash: String,
+}
+
+/// The `packingslipno` an order is published under: its reference when that is 1–20
+/// characters without a comma (GoSweetSpot takes packing slip lists comma-separated),
+/// otherwise a stable number derived from the CIN7 id (`C7-<id>`), recorded on the order.
+pub fn packing_slip(order: &SalesOrder) -> String {
+    let reference = order.reference.as_deref().map(str::trim).unwrap_or("");
+    let fits = (1..=limits::PACKING_SLIP_NO).contains(&reference.chars().count())
+        && !reference.contains(',');
+    if fits {
+        reference.to_string()
+    } else {
+        format!("C7-{}", order.id)
+    }
+}
+
+/// ISO 3166 alpha-2 code for a country as CIN7 holds it (a name, an alias, an alpha-2 or
+/// alpha-3 code, any case), using the `celes` tables. Two local names the tables lack are
+/// added: "Aotearoa" (New Zealand) and "UK".
+pub fn country_code(name: &str) -> Option<String> {
+    let name = name.trim();
+    let local = match name.to_ascii_lowercase().as_str() {
+        "aotearoa" | "aotearoa new zealand" | "new zealand aotearoa" => Some("NZ"),
+        "uk" => Some("GB"),
+        _ => None,
+    };
+    if let Some(code) = local {
+        return Some(code.into());
+    }
+    let squashed: String = name.chars().filter(|c| c.is_alphanumeric()).collect();
+    celes::Country::from_str(name)
+        .or_else(|_| celes::Country::from_str(&squashed))
+        .ok()
+        .map(|c| c.alpha2.to_string())
+}
+
+fn clean(s: Option<&str>) -> String {
+    s.map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn joined(parts: &[Option<&str>]) -> String {
+    parts
+        .iter()
+        .map(|p| clean(*p))
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Cuts `value` to `max` characters, recording the cut.
+fn fit(field: &str, value: String, max: usize, truncations: &mut Vec<String>) -> String {
+    let n = value.chars().count();
+    if n <= max {
+        return value;
+    }
+    truncations.push(format!("{field}: {n} → {max} characters"));
+    value.chars().take(max).collect()
+}
+
+/// Maps an order that passed the gates; fails only when its country cannot be mapped.
+pub fn map_order(order: &SalesOrder, settings: &IntegrationSettings) -> Result<Mapped, Skip> {
+    let country_text = clean(order.delivery_country.as_deref());
+    let country = if country_text.is_empty() {
+        settings.import.default_country.clone()
+    } else {
+        country_code(&country_text).ok_or(Skip {
+            reason: SkipReason::UnknownCountry,
+            detail: Some(format!("deliveryCountry {country_text:?}")),
+        })?
+    };
+    let mut cut = Vec::new();
+    let person = {
+        let delivery = joined(&[
+            order.delivery_first_name.as_deref(),
+            order.delivery_last_name.as_deref(),
+        ]);
+        if delivery.is_empty() {
+            joined(&[order.first_name.as_deref(), order.last_name.as_deref()])
+        } else {
+            delivery
+        }
+    };
+    let company = clean(
+        order
+            .delivery_company
+            .as_deref()
+            .or(order.company.as_deref()),
+    );
+    let consignee = if company.is_empty() {
+        person.clone()
+    } else {
+        company
+    };
+    let phone = {
+        let phone = clean(order.phone.as_deref());
+        if phone.is_empty() {
+            clean(order.mobile.as_deref())
+        } else {
+            phone
+        }
+    };
+    let reference = clean(order.reference.as_deref());
+    let currency = order
+        .currency_code
+        .as_deref()
+        .map(|c| c.trim().to_ascii_uppercase())
+        .filter(|c| c.len() == limits::CURRENCY);
+    let products = order
+        .line_items
+        .iter()
+        .filter(|l| l.qty > rust_decimal::Decimal::ZERO)
+        .map(|l| {
+            let description = joined(&[
+                l.name.as_deref(),
+                l.option1.as_deref(),
+                l.option2.as_deref(),
+                l.option3.as_deref(),
+            ]);
+            OrderProduct {
+                productcode: fit(
+                    "productcode",
+                    clean(l.code.as_deref()),
+                    limits::PRODUCT_CODE,
+                    &mut cut,
+                ),
+                description: fit(
+                    "description",
+                    description,
+                    limits::PRODUCT_DESCRIPTION,
+                    &mut cut,
+                ),
+                units: l.qty,
+                unitvalue: (l.unit_price - l.discount).max(rust_decimal::Decimal::ZERO),
+                currency: currency.clone(),
+                unitkg: None,
+            }
+        })
+        .collect();
+    let customer_order = CustomerOrder {
+        packingslipno: packing_slip(order),
+        consignee: fit("consignee", consignee, limits::CONSIGNEE, &mut cut),
+        // GoSweetSpot: address1 is the building, address2 the street; CIN7's first line is
+        // the street and its second the unit or building.
+        address1: fit(
+            "address1",
+            clean(order.delivery_address2.as_deref()),
+            limits::ADDRESS,
+            &mut cut,
+        ),
+        address2: fit(
+            "address2",
+            clean(order.delivery_address1.as_deref()),
+            limits::ADDRESS,
+            &mut cut,
+        ),
+        suburb: fit(
+            "suburb",
+            clean(order.delivery_state.as_deref()),
+            limits::SUBURB,
+            &mut cut,
+        ),
+        city: fit(
+            "city",
+            clean(order.delivery_city.as_deref()),
+            limits::CITY,
+            &mut cut,
+        ),
+        postcode: fit(
+            "postcode",
+            clean(order.delivery_postal_code.as_deref()),
+            limits::POSTCODE,
+            &mut cut,
+        ),
+        country,
+        delvref: fit("delvref", reference, limits::DELIVERY_REFERENCE, &mut cut),
+        delvinstructions: fit(
+            "delvinstructions",
+            clean(order.delivery_instructions.as_deref()),
+            limits::DELIVERY_INSTRUCTIONS,
+            &mut cut,
+        ),
+        contactname: fit("contactname", person, limits::CONTACT_NAME, &mut cut),
+        contactphone: fit("contactphone", phone, limits::CONTACT_PHONE, &mut cut),
+        email: fit(
+            "email",
+            clean(order.email.as_deref()),
+            limits::EMAIL,
+            &mut cut,
+        ),
+        costcentre: settings.cost_centre_for(order.branch_id).map(str::to_owned),
+        products,
+    };
+    let content_hash = content_hash(&customer_order);
+    Ok(Mapped {
+        order: customer_order,
+        truncations: cut,
+        content_hash,
+    })
+}
+
+/// SHA-256 (hex) of a customer order's JSON: equal exactly when what would be published is.
+pub fn content_hash(order: &CustomerOrder) -> String {
+    let json = serde_json::to_vec(order).unwrap_or_default();
+    Sha256::digest(&json)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cin7::model::LineItem;
+    use rust_decimal_macros::dec;
+
+    fn settings() -> IntegrationSettings {
+        IntegrationSettings::from_json(
+            &serde_json::json!({
+                "id": "acme",
+                "cin7": {"api_username": "u", "api_key": "k"},
+                "gss": {"site_id": "1", "access_key": "k", "support_email": "a@b.nz",
+                        "cost_centre": "Online", "cost_centre_by_branch": {"7": "Wholesale"}},
+                "webhook": {"secret": "s"}
+            })
+            .to_string(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn countries_from_names_codes_and_local_names() {
+        for (name, code) in [
+            ("New Zealand", "NZ"),
+            ("new zealand", "NZ"),
+            ("NZ", "NZ"),
+            ("NZL", "NZ"),
+            ("Aotearoa", "NZ"),
+            ("Australia", "AU"),
+            ("United Kingdom", "GB"),
+            ("United States", "US"),
+        ] {
+            assert_eq!(country_code(name).as_deref(), Some(code), "{name}");
+        }
+        assert_eq!(country_code("Middle Earth"), None);
+    }
+
+    #[test]
+    fn packing_slip_is_the_reference_or_a_stable_derived_number() {
+        let mut o = SalesOrder {
+            id: 42,
+            reference: Some("#1050".into()),
+            ..Default::default()
+        };
+        assert_eq!(packing_slip(&o), "#1050");
+        o.reference = Some("A-REFERENCE-LONGER-THAN-20".into());
+        assert_eq!(packing_slip(&o), "C7-42");
+        o.reference = Some("A,B".into());
+        assert_eq!(packing_slip(&o), "C7-42");
+    }
+
+    #[test]
+    fn maps_fields_within_limits_and_records_truncations() {
+        let order = SalesOrder {
+            id: 9,
+            reference: Some("SO-9".into()),
+            delivery_first_name: Some("Aroha".into()),
+            delivery_last_name: Some("Smith".into()),
+            delivery_address1: Some("12 Queen Street".into()),
+            delivery_address2: Some("Unit 3".into()),
+            delivery_city: Some("Auckland".into()),
+            delivery_state: Some("Auckland Central".into()),
+            delivery_postal_code: Some("1010".into()),
+            delivery_country: Some("".into()),
+            delivery_instructions: Some("x".repeat(130)),
+            mobile: Some("021 555 0101".into()),
+            branch_id: Some(7),
+            currency_code: Some("nzd".into()),
+            line_items: vec![LineItem {
+                code: Some("TEE-BLK-M".into()),
+                name: Some("Black Tee".into()),
+                option1: Some("Medium".into()),
+                qty: dec!(2),
+                unit_price: dec!(29.95),
+                discount: dec!(5),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let m = map_order(&order, &settings()).unwrap();
+        let o = &m.order;
+        assert_eq!(o.packingslipno, "SO-9");
+        assert_eq!(o.consignee, "Aroha Smith");
+        assert_eq!(
+            (o.address1.as_str(), o.address2.as_str()),
+            ("Unit 3", "12 Queen Street")
+        );
+        assert_eq!(o.country, "NZ", "default country when empty");
+        assert_eq!(o.contactphone, "021 555 0101", "mobile as fallback");
+        assert_eq!(o.costcentre.as_deref(), Some("Wholesale"));
+        assert_eq!(o.delvinstructions.chars().count(), 120);
+        assert_eq!(m.truncations, ["delvinstructions: 130 → 120 characters"]);
+        let p = &o.products[0];
+        assert_eq!(p.description, "Black Tee Medium");
+        assert_eq!(p.unitvalue, dec!(24.95));
+        assert_eq!(p.currency.as_deref(), Some("NZD"));
+        assert_eq!(m.content_hash, content_hash(o));
+        let mut changed = order.clone();
+        changed.delivery_city = Some("Wellington".into());
+        assert_ne!(
+            map_order(&changed, &settings()).unwrap().content_hash,
+            m.content_hash
+        );
+    }
+}

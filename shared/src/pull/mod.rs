@@ -1,0 +1,16 @@
+//! The order pull: CIN7 sales orders that pass the import gates are published to GoSweetSpot
+//! as customer orders and kept in step.
+//!
+//! - [`gates`]: the import gates and their reason codes (pure).
+//! - [`mapping`]: CIN7 order → GoSweetSpot customer order, field limits, content hash (pure).
+//! - [`decide`]: publish, update, delete, skip or leave, per order (pure).
+//! - [`run`]: the use-case: lease, cursor, paging, batches, records.
+
+pub mod decide;
+pub mod gates;
+pub mod mapping;
+pub mod run;
+
+pub use run::{
+    OrderSink, OrderSource, PullDeps, PullError, PullOptions, PullOutcome, PullSummary, run_pull,
+};

@@ -1,0 +1,553 @@
+//! The pull use-case: read changed CIN7 orders page by page from the cursor, decide each,
+//! publish and delete in GoSweetSpot in batches of 50, record every outcome, and move the
+//! cursor only past orders that are durably handled.
+
+use super::decide::{Decision, decide};
+use super::gates::Skip;
+use crate::cin7::Cin7Client;
+use crate::cin7::model::{OrderRow, SALES_ORDER_FIELDS};
+use crate::cin7::query::{Direction, ListQuery, MAX_ROWS, Where};
+use crate::gss::GssClient;
+use crate::gss::model::{CustomerOrder, DeleteOutcome, MAX_ORDERS_PER_CALL, PublishResult};
+use crate::http::ApiError;
+use crate::settings::IntegrationSettings;
+use crate::store::{OrderRecord, OrderState, PullCursor, Store, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Reads CIN7 sales orders (the pull's view of the CIN7 client).
+#[async_trait]
+pub trait OrderSource: Send + Sync {
+    /// One page of orders.
+    async fn list_page(&self, query: &ListQuery) -> Result<Vec<OrderRow>, ApiError>;
+}
+
+/// Publishes and deletes GoSweetSpot customer orders (the pull's view of the GSS client).
+#[async_trait]
+pub trait OrderSink: Send + Sync {
+    /// Upserts up to 50 orders.
+    async fn publish(&self, orders: &[CustomerOrder]) -> Result<Vec<PublishResult>, ApiError>;
+    /// Deletes up to 50 pending orders.
+    async fn delete(
+        &self,
+        packing_slips: &[String],
+    ) -> Result<BTreeMap<String, DeleteOutcome>, ApiError>;
+}
+
+#[async_trait]
+impl OrderSource for Cin7Client {
+    async fn list_page(&self, query: &ListQuery) -> Result<Vec<OrderRow>, ApiError> {
+        Cin7Client::list_page(self, query).await
+    }
+}
+
+#[async_trait]
+impl OrderSink for GssClient {
+    async fn publish(&self, orders: &[CustomerOrder]) -> Result<Vec<PublishResult>, ApiError> {
+        self.put_customer_orders(orders).await
+    }
+    async fn delete(
+        &self,
+        packing_slips: &[String],
+    ) -> Result<BTreeMap<String, DeleteOutcome>, ApiError> {
+        self.delete_customer_orders(packing_slips).await
+    }
+}
+
+/// How a pull runs.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// Names this run's lease.
+    pub owner: String,
+    /// When the caller must have returned (the Lambda deadline); `None` for no limit.
+    pub deadline: Option<Instant>,
+    /// Stop cleanly when less than this remains before the deadline.
+    pub margin: Duration,
+    /// Read back this far before the cursor, for orders saved late with an earlier
+    /// `modifiedDate`; re-read orders cost no GoSweetSpot call when unchanged.
+    pub overlap: chrono::Duration,
+    /// How long the single-flight lease holds without renewal.
+    pub lease_ttl: Duration,
+    /// CIN7's daily call budget for the account.
+    pub daily_budget: i64,
+    /// Calls of the daily budget the pull leaves for write-backs.
+    pub write_back_reserve: i64,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        Self {
+            owner: "pull".into(),
+            deadline: None,
+            margin: Duration::from_secs(20),
+            overlap: chrono::Duration::seconds(60),
+            lease_ttl: Duration::from_secs(15 * 60),
+            daily_budget: 5000,
+            write_back_reserve: 1000,
+        }
+    }
+}
+
+/// How a pull ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullOutcome {
+    /// Read every changed order.
+    Completed,
+    /// Another pull of this integration holds the lease; nothing done.
+    Busy,
+    /// Stopped before the deadline with the cursor saved; the next run resumes.
+    StoppedAtDeadline,
+    /// Stopped to keep the daily CIN7 budget's reserve for write-backs.
+    BudgetReserve,
+    /// Stopped by an error; the cursor is saved as far as orders were handled.
+    Failed,
+}
+
+/// What one pull did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PullSummary {
+    pub integration: String,
+    pub outcome: PullOutcome,
+    pub seen: usize,
+    pub published: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub deleted: usize,
+    pub conflicts: usize,
+    pub failed: usize,
+    pub skipped: BTreeMap<String, usize>,
+    pub cin7_calls: u64,
+    pub gss_calls: u64,
+    pub cursor: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Why a pull could not even start or record.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// What a pull needs.
+pub struct PullDeps<'a> {
+    pub store: &'a Store,
+    pub cin7: &'a dyn OrderSource,
+    pub gss: &'a dyn OrderSink,
+    pub now: DateTime<Utc>,
+    /// CIN7 and GoSweetSpot calls so far (read for the summary).
+    pub calls: &'a dyn Fn() -> (u64, u64),
+}
+
+struct PendingPublish {
+    cin7_id: i64,
+    reference: Option<String>,
+    modified: Option<DateTime<Utc>>,
+    decision_update: bool,
+    mapped: Box<super::mapping::Mapped>,
+    warnings: Vec<String>,
+}
+
+struct PendingDelete {
+    cin7_id: i64,
+    packing_slip: String,
+    skip: Skip,
+}
+
+/// Reads (or starts) one order record, changes it and saves it, retrying when it changed
+/// underneath; unchanged records are not written.
+pub async fn update_record(
+    store: &Store,
+    integration: &str,
+    cin7_id: i64,
+    mut change: impl FnMut(&mut OrderRecord),
+) -> Result<OrderRecord, StoreError> {
+    loop {
+        let mut record = store
+            .get_order(integration, cin7_id)
+            .await?
+            .unwrap_or_else(|| OrderRecord::blank(cin7_id));
+        let before = record.clone();
+        change(&mut record);
+        if record == before {
+            return Ok(record);
+        }
+        if store.save_order(integration, &mut record).await? {
+            return Ok(record);
+        }
+    }
+}
+
+struct Run<'a> {
+    deps: PullDeps<'a>,
+    settings: &'a IntegrationSettings,
+    summary: PullSummary,
+    pending: Vec<PendingPublish>,
+    deletes: Vec<PendingDelete>,
+}
+
+impl Run<'_> {
+    fn id(&self) -> &str {
+        &self.settings.id
+    }
+
+    fn skipped(&mut self, reason: &str) {
+        *self.summary.skipped.entry(reason.to_string()).or_default() += 1;
+    }
+
+    async fn record_skip(&mut self, row: &OrderRow, skip: Skip) -> Result<(), StoreError> {
+        let Some(id) = row.id() else {
+            tracing::warn!(integration = %self.id(), reason = skip.reason.code(), detail = ?skip.detail, "order without an id skipped");
+            self.skipped(skip.reason.code());
+            return Ok(());
+        };
+        let (reference, modified) = match row {
+            OrderRow::Parsed(o) => (o.reference.clone(), o.modified_date),
+            OrderRow::Unparseable(u) => (u.reference.clone(), u.modified_date),
+        };
+        let now = self.deps.now;
+        update_record(self.deps.store, &self.settings.id, id, |r| {
+            r.reference = reference.clone().or(r.reference.take());
+            r.modified_date = modified.or(r.modified_date);
+            r.transition(
+                OrderState::Skipped,
+                skip.reason.code(),
+                skip.detail.clone(),
+                now,
+            );
+        })
+        .await?;
+        self.skipped(skip.reason.code());
+        Ok(())
+    }
+
+    async fn flush_publishes(&mut self, n: usize) -> Result<(), PullError> {
+        let batch: Vec<PendingPublish> = self.pending.drain(..n.min(self.pending.len())).collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let orders: Vec<CustomerOrder> = batch.iter().map(|p| p.mapped.order.clone()).collect();
+        let results = match self.deps.gss.publish(&orders).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing recorded: the orders are re-read and published next run.
+                return Err(e.into());
+            }
+        };
+        let now = self.deps.now;
+        for (p, result) in batch.iter().zip(results) {
+            let (state, reason, detail) = if result.result {
+                if p.decision_update {
+                    self.summary.updated += 1;
+                    (OrderState::Published, "republished", None)
+                } else {
+                    self.summary.published += 1;
+                    (OrderState::Published, "published", None)
+                }
+            } else if result.already_processed() {
+                self.summary.conflicts += 1;
+                (
+                    OrderState::Conflict,
+                    "already_processed",
+                    result.msg.clone(),
+                )
+            } else {
+                self.summary.failed += 1;
+                (OrderState::Failed, "gss_rejected", result.msg.clone())
+            };
+            tracing::info!(integration = %self.settings.id, reference = ?p.reference, packing_slip = %p.mapped.order.packingslipno, state = %state, reason, "publish result");
+            update_record(self.deps.store, &self.settings.id, p.cin7_id, |r| {
+                r.reference = p.reference.clone();
+                r.modified_date = p.modified;
+                r.packing_slip = Some(p.mapped.order.packingslipno.clone());
+                if state == OrderState::Published {
+                    r.content_hash = Some(p.mapped.content_hash.clone());
+                }
+                r.truncations = p.mapped.truncations.clone();
+                r.warnings = p.warnings.clone();
+                r.transition(state, reason, detail.clone(), now);
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_deletes(&mut self, n: usize) -> Result<(), PullError> {
+        let batch: Vec<PendingDelete> = self.deletes.drain(..n.min(self.deletes.len())).collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let slips: Vec<String> = batch.iter().map(|d| d.packing_slip.clone()).collect();
+        let outcomes = self.deps.gss.delete(&slips).await?;
+        let now = self.deps.now;
+        for d in &batch {
+            let outcome = outcomes
+                .get(&d.packing_slip)
+                .cloned()
+                .unwrap_or(DeleteOutcome::Other(
+                    "no answer for this packing slip".into(),
+                ));
+            let (state, reason, detail) = match &outcome {
+                DeleteOutcome::Deleted
+                | DeleteOutcome::AlreadyDeleted
+                | DeleteOutcome::InvalidPackingSlip => {
+                    self.summary.deleted += 1;
+                    (
+                        OrderState::Deleted,
+                        d.skip.reason.code().to_string(),
+                        d.skip.detail.clone(),
+                    )
+                }
+                DeleteOutcome::AlreadyProcessed => {
+                    self.summary.conflicts += 1;
+                    (
+                        OrderState::Conflict,
+                        "already_processed".to_string(),
+                        Some(format!(
+                            "left the gates ({}) after GoSweetSpot ticketed it",
+                            d.skip.reason.code()
+                        )),
+                    )
+                }
+                DeleteOutcome::Other(msg) => {
+                    self.summary.failed += 1;
+                    (
+                        OrderState::Failed,
+                        "gss_delete_failed".to_string(),
+                        Some(msg.clone()),
+                    )
+                }
+            };
+            update_record(self.deps.store, &self.settings.id, d.cin7_id, |r| {
+                r.transition(state, &reason, detail.clone(), now);
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn time_is_short(&self, options: &PullOptions) -> bool {
+        options
+            .deadline
+            .is_some_and(|d| d.saturating_duration_since(Instant::now()) < options.margin)
+    }
+
+    async fn handle_row(&mut self, row: OrderRow) -> Result<(), PullError> {
+        self.summary.seen += 1;
+        let existing = match row.id() {
+            Some(id) => self.deps.store.get_order(&self.settings.id, id).await?,
+            None => None,
+        };
+        match decide(&row, existing.as_ref(), self.settings, self.deps.now) {
+            Decision::Skip(skip) => self.record_skip(&row, skip).await?,
+            Decision::Unchanged => self.summary.unchanged += 1,
+            Decision::Settled => {}
+            Decision::Delete { skip, packing_slip } => {
+                if let Some(cin7_id) = row.id() {
+                    self.deletes.retain(|d| d.cin7_id != cin7_id);
+                    self.pending.retain(|p| p.cin7_id != cin7_id);
+                    self.deletes.push(PendingDelete {
+                        cin7_id,
+                        packing_slip,
+                        skip,
+                    });
+                }
+            }
+            Decision::Publish {
+                mapped,
+                warnings,
+                update,
+            } => {
+                if let OrderRow::Parsed(order) = &row {
+                    self.pending.retain(|p| p.cin7_id != order.id);
+                    self.deletes.retain(|d| d.cin7_id != order.id);
+                    self.pending.push(PendingPublish {
+                        cin7_id: order.id,
+                        reference: order.reference.clone(),
+                        modified: order.modified_date,
+                        decision_update: update,
+                        mapped,
+                        warnings,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs one pull of one integration.
+pub async fn run_pull(
+    deps: PullDeps<'_>,
+    settings: &IntegrationSettings,
+    options: &PullOptions,
+) -> Result<PullSummary, PullError> {
+    let store = deps.store;
+    let id = settings.id.clone();
+    let summary = PullSummary {
+        integration: id.clone(),
+        outcome: PullOutcome::Completed,
+        seen: 0,
+        published: 0,
+        updated: 0,
+        unchanged: 0,
+        deleted: 0,
+        conflicts: 0,
+        failed: 0,
+        skipped: BTreeMap::new(),
+        cin7_calls: 0,
+        gss_calls: 0,
+        cursor: None,
+        error: None,
+    };
+    if !store
+        .acquire_lease(&id, "pull", &options.owner, options.lease_ttl)
+        .await?
+    {
+        tracing::info!(integration = %id, "another pull holds the lease");
+        return Ok(PullSummary {
+            outcome: PullOutcome::Busy,
+            ..summary
+        });
+    }
+    let (calls_before, _) = (deps.calls)();
+    let start_from = settings
+        .import
+        .start_from
+        .unwrap_or(deps.now - chrono::Duration::days(7));
+    let cursor = store.get_cursor(&id).await?;
+    let since = cursor
+        .as_ref()
+        .map_or(start_from, |c| c.modified_since - options.overlap);
+    let mut run = Run {
+        deps,
+        settings,
+        summary,
+        pending: Vec::new(),
+        deletes: Vec::new(),
+    };
+    let outcome = pages(&mut run, options, since).await;
+    let handled_through = match &outcome {
+        Ok(through) => *through,
+        Err((through, _)) => *through,
+    };
+    let new_cursor = match (handled_through, &cursor) {
+        (Some(t), Some(c)) if t <= c.modified_since => None,
+        (Some(t), _) => Some(t),
+        (None, _) => None,
+    };
+    if let Some(t) = new_cursor {
+        store
+            .put_cursor(
+                &id,
+                &PullCursor {
+                    modified_since: t,
+                    saved_at: run.deps.now,
+                },
+            )
+            .await?;
+    }
+    let (cin7_calls, gss_calls) = (run.deps.calls)();
+    let cin7_calls_now = cin7_calls.saturating_sub(calls_before);
+    if cin7_calls_now > 0 {
+        store.count_calls(&id, cin7_calls_now as i64).await?;
+    }
+    run.summary.cin7_calls = cin7_calls;
+    run.summary.gss_calls = gss_calls;
+    run.summary.cursor = new_cursor.or(cursor.map(|c| c.modified_since));
+    match outcome {
+        Ok(_) => {}
+        Err((_, Stop::Outcome(o))) => run.summary.outcome = o,
+        Err((_, Stop::Error(e))) => {
+            tracing::error!(integration = %id, error = %e, "pull stopped by an error");
+            run.summary.outcome = PullOutcome::Failed;
+            run.summary.error = Some(e.to_string());
+        }
+    }
+    store.release_lease(&id, "pull", &options.owner).await?;
+    Ok(run.summary)
+}
+
+enum Stop {
+    Outcome(PullOutcome),
+    Error(PullError),
+}
+
+/// Pages through CIN7 from `since`; returns how far orders are durably handled.
+async fn pages(
+    run: &mut Run<'_>,
+    options: &PullOptions,
+    since: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, (Option<DateTime<Utc>>, Stop)> {
+    let mut handled_through: Option<DateTime<Utc>> = None;
+    let mut page_max: Option<DateTime<Utc>> = None;
+    let mut page = 1;
+    loop {
+        if run.time_is_short(options) {
+            return Err((
+                handled_through,
+                Stop::Outcome(PullOutcome::StoppedAtDeadline),
+            ));
+        }
+        let used_today = match run.deps.store.calls_today(&run.settings.id).await {
+            Ok(n) => n + (run.deps.calls)().0 as i64,
+            Err(e) => return Err((handled_through, Stop::Error(e.into()))),
+        };
+        if used_today >= options.daily_budget - options.write_back_reserve {
+            tracing::warn!(integration = %run.settings.id, used_today, "daily CIN7 budget reserve reached");
+            return Err((handled_through, Stop::Outcome(PullOutcome::BudgetReserve)));
+        }
+        let query = ListQuery {
+            filter: Where::new().modified_since(since),
+            order: Some(("modifiedDate", Direction::Asc)),
+            fields: SALES_ORDER_FIELDS.to_vec(),
+            page,
+            rows: MAX_ROWS,
+        };
+        let rows = match run.deps.cin7.list_page(&query).await {
+            Ok(rows) => rows,
+            Err(e) => return Err((handled_through, Stop::Error(e.into()))),
+        };
+        let short = rows.len() < MAX_ROWS as usize;
+        for row in rows {
+            if let Some(m) = row.modified_date() {
+                page_max = Some(page_max.map_or(m, |p| p.max(m)));
+            }
+            if let Err(e) = run.handle_row(row).await {
+                return Err((handled_through, Stop::Error(e)));
+            }
+        }
+        while run.pending.len() >= MAX_ORDERS_PER_CALL {
+            if let Err(e) = run.flush_publishes(MAX_ORDERS_PER_CALL).await {
+                return Err((handled_through, Stop::Error(e)));
+            }
+        }
+        while run.deletes.len() >= MAX_ORDERS_PER_CALL {
+            if let Err(e) = run.flush_deletes(MAX_ORDERS_PER_CALL).await {
+                return Err((handled_through, Stop::Error(e)));
+            }
+        }
+        if run.pending.is_empty() && run.deletes.is_empty() {
+            handled_through = page_max;
+        }
+        if short {
+            break;
+        }
+        page += 1;
+    }
+    if let Err(e) = run.flush_publishes(MAX_ORDERS_PER_CALL).await {
+        return Err((handled_through, Stop::Error(e)));
+    }
+    if let Err(e) = run.flush_deletes(MAX_ORDERS_PER_CALL).await {
+        return Err((handled_through, Stop::Error(e)));
+    }
+    Ok(page_max)
+}

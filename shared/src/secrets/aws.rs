@@ -1,0 +1,161 @@
+//! Secrets from AWS Secrets Manager: the reference is a secret's name or ARN, and the value
+//! its `SecretString`. Values are cached per reference for a TTL, so a warm container fetches
+//! each secret once per TTL however many clients it builds.
+
+use super::{ExposeSecret, SecretError, SecretSource, SecretString};
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, SdkError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A cached value and when it was fetched.
+struct Cached {
+    value: SecretString,
+    at: Instant,
+}
+
+/// One reference's cache slot. Its async lock is held across a fetch, so concurrent gets of
+/// one reference share a single `GetSecretValue`.
+type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
+
+/// A [`SecretSource`] on Secrets Manager with a per-reference cache.
+pub struct SecretsManagerSource {
+    client: Client,
+    ttl: Duration,
+    slots: Mutex<HashMap<String, Slot>>,
+    fetches: AtomicU64,
+}
+
+impl std::fmt::Debug for SecretsManagerSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Deliberately no values, and not even which references are cached.
+        f.debug_struct("SecretsManagerSource")
+            .field("ttl", &self.ttl)
+            .field("fetches", &self.fetches())
+            .finish_non_exhaustive()
+    }
+}
+
+fn detail<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    DisplayErrorContext(e).to_string()
+}
+
+impl SecretsManagerSource {
+    /// A source that keeps each value for `ttl` after fetching it.
+    pub fn new(client: Client, ttl: Duration) -> Self {
+        Self {
+            client,
+            ttl,
+            slots: Mutex::new(HashMap::new()),
+            fetches: AtomicU64::new(0),
+        }
+    }
+
+    /// How many `GetSecretValue` calls have been made.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    fn slot(&self, reference: &str) -> Slot {
+        // A poisoned map is still a valid map: its entries are only ever inserted whole.
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.entry(reference.to_string()).or_default().clone()
+    }
+
+    async fn fetch(&self, reference: &str) -> Result<SecretString, SecretError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(reference)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_not_found_exception())
+                {
+                    SecretError::NotFound {
+                        reference: reference.to_string(),
+                    }
+                } else {
+                    SecretError::Unavailable {
+                        reference: reference.to_string(),
+                        detail: detail(&e),
+                    }
+                }
+            })?;
+        match out.secret_string() {
+            Some(v) if !v.is_empty() => Ok(SecretString::from(v)),
+            _ => Err(SecretError::Empty {
+                reference: reference.to_string(),
+            }),
+        }
+    }
+
+    /// Stores `value` under `reference` (`PutSecretValue`, or `CreateSecret` when there is no
+    /// such secret yet) and caches it.
+    pub async fn put(&self, reference: &str, value: &SecretString) -> Result<(), SecretError> {
+        let unavailable = |detail: String| SecretError::Unavailable {
+            reference: reference.to_string(),
+            detail,
+        };
+        let put = self
+            .client
+            .put_secret_value()
+            .secret_id(reference)
+            .secret_string(value.expose_secret())
+            .send()
+            .await;
+        match put {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_not_found_exception()) =>
+            {
+                self.client
+                    .create_secret()
+                    .name(reference)
+                    .secret_string(value.expose_secret())
+                    .send()
+                    .await
+                    .map_err(|e| unavailable(detail(&e)))?;
+            }
+            Err(e) => return Err(unavailable(detail(&e))),
+        }
+        let slot = self.slot(reference);
+        *slot.lock().await = Some(Cached {
+            value: value.clone(),
+            at: Instant::now(),
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SecretSource for SecretsManagerSource {
+    async fn get(&self, reference: &str) -> Result<SecretString, SecretError> {
+        let slot = self.slot(reference);
+        let mut cached = slot.lock().await;
+        if let Some(c) = cached.as_ref()
+            && c.at.elapsed() < self.ttl
+        {
+            return Ok(c.value.clone());
+        }
+        let value = self.fetch(reference).await?;
+        *cached = Some(Cached {
+            value: value.clone(),
+            at: Instant::now(),
+        });
+        Ok(value)
+    }
+}

@@ -1,0 +1,541 @@
+//! The DynamoDB adapter of the [`Table`] port.
+//!
+//! # Table design
+//!
+//! One table holds everything. Its key is the partition key `pk` (S) and the sort key `sk`
+//! (S); billing is on demand and DynamoDB's TTL is enabled on `expires_at`. Each item has:
+//!
+//! | attribute | type | what it holds |
+//! |---|---|---|
+//! | `pk` | S | the partition key |
+//! | `sk` | S | the sort key |
+//! | `doc` | S | the JSON document |
+//! | `state` | S, optional | a short state for listing and claims (`IN_PROGRESS`, `COMPLETED`, …) |
+//! | `owner` | S, optional | who holds a claim or lease |
+//! | `held_until_ms` | N, optional | until when (epoch ms) an in-progress claim or lease holds |
+//! | `expires_at` | N, optional | the TTL attribute (epoch seconds) |
+//! | `version` | N | the optimistic-concurrency version; also a counter's value (see [`Table::add`]) |
+//!
+//! The keys the [`Store`](super) uses:
+//!
+//! | `pk` | `sk` | item |
+//! |---|---|---|
+//! | `INTEGRATIONS` | `<id>` | an integration's settings |
+//! | `INT#<id>` | `ORDER#<cin7 id zero-padded to 12>` | an order's sync record |
+//! | `INT#<id>` | `SLIP#<packing slip>` | the packing-slip index of sync records |
+//! | `INT#<id>` | `CURSOR` | the order-pull cursor |
+//! | `INT#<id>` | `LEASE#<name>` | a lease (for example the pull's) |
+//! | `INT#<id>` | `IDEM#<key>` | an idempotency claim |
+//! | `INT#<id>` | `CALLS#<yyyy-mm-dd>` | a daily API-call counter |
+//! | `INT#<id>` | `RATE#<service>` | the cross-process rate window of a service |
+//! | `INT#<id>` | `CONSIGNMENT#<connote>` | a GoSweetSpot consignment |
+//! | `INT#<id>` | `DELIVERY#…` | the audit record of a webhook delivery |
+//!
+//! DynamoDB deletes expired items lazily (typically within days), so every read and every
+//! condition here treats an item whose `expires_at` has passed as absent. Reads are strongly
+//! consistent. A claim uses [`CLAIM_CONDITION`], the condition of the Powertools idempotency
+//! utility extended with the owner, so a holder can renew its own claim or lease.
+
+use super::table::{Cond, IN_PROGRESS, Item, StoreError, Table};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The condition of a claim (see [`Cond::Claim`]): the item is absent, or expired, or in
+/// progress with its hold lapsed, or already held by the claimant.
+pub const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR expires_at < :now_s \
+     OR (#state = :in_progress AND held_until_ms < :now_ms) OR #owner = :owner";
+
+/// The condition of a write that needs the key to have no live item.
+const ABSENT_CONDITION: &str = "attribute_not_exists(pk) OR expires_at < :now_s";
+
+/// The condition of a write that needs the live item to have a given version.
+const VERSION_CONDITION: &str =
+    "version = :v AND (attribute_not_exists(expires_at) OR expires_at >= :now_s)";
+
+/// The filter that keeps live items.
+const LIVE_FILTER: &str = "(attribute_not_exists(expires_at) OR expires_at >= :now_s)";
+
+// The names of the attributes.
+const PK: &str = "pk";
+const SK: &str = "sk";
+const DOC: &str = "doc";
+const STATE: &str = "state";
+const OWNER: &str = "owner";
+const HELD_UNTIL_MS: &str = "held_until_ms";
+const EXPIRES_AT: &str = "expires_at";
+const VERSION: &str = "version";
+
+/// A [`Table`] on one DynamoDB table (see the module docs).
+#[derive(Debug, Clone)]
+pub struct DynamoTable {
+    client: Client,
+    table: String,
+}
+
+impl DynamoTable {
+    /// The table `table_name`, reached through `client`.
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table_name.into(),
+        }
+    }
+
+    /// The table's name.
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn num(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// The text of an SDK error, with its sources.
+fn detail<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    DisplayErrorContext(e).to_string()
+}
+
+fn unavailable<E, R>(e: &SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Unavailable(detail(e))
+}
+
+/// The attributes of an item.
+fn to_attributes(item: Item) -> HashMap<String, AttributeValue> {
+    let mut m = HashMap::with_capacity(8);
+    m.insert(PK.into(), s(item.pk));
+    m.insert(SK.into(), s(item.sk));
+    m.insert(DOC.into(), s(item.doc));
+    if let Some(state) = item.state {
+        m.insert(STATE.into(), s(state));
+    }
+    if let Some(owner) = item.owner {
+        m.insert(OWNER.into(), s(owner));
+    }
+    if let Some(held) = item.held_until_ms {
+        m.insert(HELD_UNTIL_MS.into(), num(held));
+    }
+    if let Some(exp) = item.expires_at {
+        m.insert(EXPIRES_AT.into(), num(exp));
+    }
+    m.insert(VERSION.into(), num(item.version));
+    m
+}
+
+fn string_attr(
+    m: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    match m.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::S(v)) => Ok(Some(v.clone())),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "attribute {name} is not a string"
+        ))),
+    }
+}
+
+fn number_attr(m: &HashMap<String, AttributeValue>, name: &str) -> Result<Option<i64>, StoreError> {
+    match m.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::N(v)) => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not an integer: {v}"))),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "attribute {name} is not a number"
+        ))),
+    }
+}
+
+/// The item stored as these attributes.
+fn from_attributes(m: &HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
+    let required = |name: &str| {
+        string_attr(m, name)?
+            .ok_or_else(|| StoreError::Corrupt(format!("an item has no {name} attribute")))
+    };
+    Ok(Item {
+        pk: required(PK)?,
+        sk: required(SK)?,
+        doc: string_attr(m, DOC)?.unwrap_or_else(|| "{}".into()),
+        state: string_attr(m, STATE)?,
+        owner: string_attr(m, OWNER)?,
+        held_until_ms: number_attr(m, HELD_UNTIL_MS)?,
+        expires_at: number_attr(m, EXPIRES_AT)?,
+        version: number_attr(m, VERSION)?.unwrap_or(0),
+    })
+}
+
+fn is_live(item: &Item, now_s: i64) -> bool {
+    item.expires_at.is_none_or(|exp| exp >= now_s)
+}
+
+/// A condition expression with its placeholders.
+struct Condition {
+    expression: &'static str,
+    names: Vec<(&'static str, &'static str)>,
+    values: Vec<(&'static str, AttributeValue)>,
+}
+
+fn condition(cond: Cond, now_s: i64) -> Option<Condition> {
+    let absent = || Condition {
+        expression: ABSENT_CONDITION,
+        names: vec![],
+        values: vec![(":now_s", num(now_s))],
+    };
+    match cond {
+        Cond::Always => None,
+        Cond::Absent | Cond::Version(0) => Some(absent()),
+        Cond::Version(v) => Some(Condition {
+            expression: VERSION_CONDITION,
+            names: vec![],
+            values: vec![(":v", num(v)), (":now_s", num(now_s))],
+        }),
+        Cond::Claim { now_ms, owner } => Some(Condition {
+            expression: CLAIM_CONDITION,
+            names: vec![("#state", STATE), ("#owner", OWNER)],
+            values: vec![
+                (":now_s", num(now_s)),
+                (":in_progress", s(IN_PROGRESS)),
+                (":now_ms", num(now_ms)),
+                (":owner", s(owner)),
+            ],
+        }),
+    }
+}
+
+#[async_trait]
+impl Table for DynamoTable {
+    async fn get(&self, pk: &str, sk: &str, now_s: i64) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        match out.item() {
+            None => Ok(None),
+            Some(attrs) => {
+                let item = from_attributes(attrs)?;
+                Ok(is_live(&item, now_s).then_some(item))
+            }
+        }
+    }
+
+    async fn put(&self, item: Item, cond: Cond, now_s: i64) -> Result<bool, StoreError> {
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_attributes(item)));
+        if let Some(c) = condition(cond, now_s) {
+            req = req.condition_expression(c.expression);
+            for (k, v) in c.names {
+                req = req.expression_attribute_names(k, v);
+            }
+            for (k, v) in c.values {
+                req = req.expression_attribute_values(k, v);
+            }
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+
+    async fn delete(&self, pk: &str, sk: &str, owner: Option<&str>) -> Result<bool, StoreError> {
+        let mut req = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk));
+        if let Some(owner) = owner {
+            req = req
+                .condition_expression("#owner = :owner")
+                .expression_attribute_names("#owner", OWNER)
+                .expression_attribute_values(":owner", s(owner));
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+
+    async fn query(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        state: Option<&str>,
+        now_s: i64,
+    ) -> Result<Vec<Item>, StoreError> {
+        // DynamoDB refuses an empty key value, so an empty prefix queries the whole partition.
+        let key_condition = if sk_prefix.is_empty() {
+            "pk = :pk"
+        } else {
+            "pk = :pk AND begins_with(sk, :prefix)"
+        };
+        let filter = if state.is_some() {
+            "(attribute_not_exists(expires_at) OR expires_at >= :now_s) AND #state = :state"
+        } else {
+            LIVE_FILTER
+        };
+        let mut items = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let mut req = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression(key_condition)
+                .filter_expression(filter)
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":now_s", num(now_s))
+                .set_exclusive_start_key(start.take());
+            if !sk_prefix.is_empty() {
+                req = req.expression_attribute_values(":prefix", s(sk_prefix));
+            }
+            if let Some(state) = state {
+                req = req
+                    .expression_attribute_names("#state", STATE)
+                    .expression_attribute_values(":state", s(state));
+            }
+            let out = req.send().await.map_err(|e| unavailable(&e))?;
+            for attrs in out.items() {
+                let item = from_attributes(attrs)?;
+                if is_live(&item, now_s) {
+                    items.push(item);
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
+    async fn add(&self, pk: &str, sk: &str, n: i64, expires_at: i64) -> Result<i64, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .update_expression(
+                "ADD version :n SET expires_at = :exp, doc = if_not_exists(doc, :empty)",
+            )
+            .expression_attribute_values(":n", num(n))
+            .expression_attribute_values(":exp", num(expires_at))
+            .expression_attribute_values(":empty", s("{}"))
+            // ALL_NEW, not UPDATED_NEW: an emulator may leave out an attribute an update did not
+            // change (adding 0 to a new counter), and the item is small.
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let attrs = out
+            .attributes()
+            .ok_or_else(|| StoreError::Corrupt("an update returned no attributes".into()))?;
+        number_attr(attrs, VERSION)?
+            .ok_or_else(|| StoreError::Corrupt("an update returned no version".into()))
+    }
+}
+
+/// How long [`create_table`] waits for a new table to become active.
+const ACTIVE_WAIT: Duration = Duration::from_secs(120);
+
+/// Creates the table (on-demand billing, string keys `pk` and `sk`) unless it exists, waits
+/// for it to be active, and enables TTL on `expires_at`. For tests and the CLI against local
+/// emulators; production tables come from the infrastructure template.
+pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError> {
+    let key = |attr: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(attr)
+            .key_type(kind)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    };
+    let def = |attr: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(attr)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    };
+    let created = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(PK, KeyType::Hash)?)
+        .key_schema(key(SK, KeyType::Range)?)
+        .attribute_definitions(def(PK)?)
+        .attribute_definitions(def(SK)?)
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_resource_in_use_exception()) => {}
+        Err(e) => return Err(unavailable(&e)),
+    }
+
+    let deadline = tokio::time::Instant::now() + ACTIVE_WAIT;
+    loop {
+        let out = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let status = out.table().and_then(|t| t.table_status());
+        if status == Some(&TableStatus::Active) {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(StoreError::Unavailable(format!(
+                "table {name} is not active after {}s",
+                ACTIVE_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let enabled = ttl.time_to_live_description().is_some_and(|d| {
+        d.attribute_name() == Some(EXPIRES_AT)
+            && matches!(
+                d.time_to_live_status(),
+                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+            )
+    });
+    if !enabled {
+        let spec = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(EXPIRES_AT)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(spec)
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+    }
+    Ok(())
+}
+
+/// Deletes the table; a table that does not exist is already deleted.
+pub async fn delete_table(client: &Client, name: &str) -> Result<(), StoreError> {
+    match client.delete_table().table_name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_resource_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(unavailable(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::table::COMPLETED;
+
+    #[test]
+    fn attributes_round_trip() {
+        let item = Item {
+            pk: "INT#a".into(),
+            sk: "IDEM#k".into(),
+            doc: "{\"x\":1}".into(),
+            state: Some(COMPLETED.into()),
+            owner: Some("me".into()),
+            held_until_ms: Some(1_700_000_000_123),
+            expires_at: Some(1_700_000_000),
+            version: 3,
+        };
+        let back = from_attributes(&to_attributes(item.clone())).map_err(|e| e.to_string());
+        assert_eq!(back, Ok(item));
+    }
+
+    #[test]
+    fn optional_attributes_are_omitted() {
+        let attrs = to_attributes(Item {
+            pk: "p".into(),
+            sk: "s".into(),
+            ..Item::default()
+        });
+        let mut names: Vec<_> = attrs.keys().cloned().collect();
+        names.sort();
+        assert_eq!(names, ["doc", "pk", "sk", "version"]);
+    }
+
+    #[test]
+    fn conditions_name_only_what_they_use() {
+        assert!(condition(Cond::Always, 1).is_none());
+        let v0 = condition(Cond::Version(0), 1).map(|c| c.expression);
+        assert_eq!(v0, Some(ABSENT_CONDITION));
+        let claim = condition(
+            Cond::Claim {
+                now_ms: 5,
+                owner: "o".into(),
+            },
+            1,
+        );
+        let claim = claim.map(|c| {
+            let used = c
+                .names
+                .iter()
+                .map(|(k, _)| *k)
+                .chain(c.values.iter().map(|(k, _)| *k))
+                .all(|k| c.expression.contains(k));
+            (c.expression, used)
+        });
+        assert_eq!(claim, Some((CLAIM_CONDITION, true)));
+    }
+}

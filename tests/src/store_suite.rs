@@ -1,0 +1,403 @@
+//! The behavioural test suite every [`Table`] adapter must pass, run through [`Store`].
+//! `store_suite!` instantiates it for one adapter (see `store_sqlite.rs`, `store_dynamodb.rs`).
+
+use chrono::{TimeZone, Utc};
+use rust_decimal::Decimal;
+use shared::clock::{Clock, ManualClock};
+use shared::rate_limit::Window;
+use shared::settings::IntegrationSettings;
+use shared::store::{Claim, ConsignmentRecord, OrderRecord, OrderState, PullCursor, Store, Table};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A store over `table` with a manual clock set to a fixed instant.
+pub fn store(table: Arc<dyn Table>) -> (Store, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap(),
+    ));
+    (Store::new(table, clock.clone()), clock)
+}
+
+/// Valid settings for an integration id.
+pub fn settings(id: &str) -> IntegrationSettings {
+    IntegrationSettings::from_json(
+        &serde_json::json!({
+            "id": id,
+            "name": format!("Merchant {id}"),
+            "cin7": {"api_username": "user", "api_key": format!("{id}/cin7")},
+            "gss": {"site_id": "4180", "access_key": format!("{id}/gss"), "support_email": "ops@example.nz"},
+            "webhook": {"secret": format!("{id}/webhook")},
+            "write_back": {"send_ticket_number": true, "freight": "marked_up",
+                           "markup_by_cost_centre": {"Online": {"percent": "12.5"}}}
+        })
+        .to_string(),
+    )
+    .unwrap()
+}
+
+pub async fn integrations_round_trip(table: Arc<dyn Table>) {
+    let (store, _) = store(table);
+    let a = settings("acme");
+    let b = settings("bolt");
+    store.put_integration(&a).await.unwrap();
+    store.put_integration(&b).await.unwrap();
+    assert_eq!(
+        store.get_integration("acme").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(store.get_integration("nope").await.unwrap(), None);
+    let ids: Vec<String> = store
+        .list_integrations()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, ["acme", "bolt"]);
+    assert!(store.disable_integration("bolt").await.unwrap());
+    assert!(!store.disable_integration("nope").await.unwrap());
+    assert!(
+        !store
+            .get_integration("bolt")
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+
+    let mut bad = a.clone();
+    bad.gss.support_email = "nobody".into();
+    let err = store.put_integration(&bad).await.unwrap_err();
+    assert!(err.to_string().contains("gss.support_email"), "{err}");
+    assert_eq!(store.get_integration("acme").await.unwrap(), Some(a));
+}
+
+pub async fn orders_round_trip_and_list_by_state(table: Arc<dyn Table>) {
+    let (store, clock) = store(table);
+    let at = clock.now();
+    let mut record = OrderRecord::new(1895719, OrderState::Published, "published", at);
+    record.reference = Some("#1050".into());
+    record.packing_slip = Some("#1050".into());
+    record.content_hash = Some("abc123".into());
+    record.modified_date = Some(at);
+    record.detail = Some("batch 1".into());
+    record.warnings = vec!["stock for HONEY-500 will not be deducted".into()];
+    record.truncations = vec!["delvinstructions: 130 → 120 characters".into()];
+    record.consignments = vec![ConsignmentRecord {
+        connote: "SSPOT018667".into(),
+        tracking_url: Some("https://gosweetspot.com/track/4180-SSPOT018667".into()),
+        carrier: Some("Post Haste".into()),
+        created_utc: Some(at),
+        freight_added: Some(Decimal::new(935, 2)),
+        tracking_written: true,
+    }];
+    record.transition(OrderState::Dispatched, "dispatched", None, at);
+    assert!(store.save_order("acme", &mut record).await.unwrap());
+    assert_eq!(record.version, 1);
+    let back = store.get_order("acme", 1895719).await.unwrap().unwrap();
+    assert_eq!(back, record, "every field round-trips");
+    assert_eq!(
+        store.order_by_packing_slip("acme", "#1050").await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        store.order_by_packing_slip("acme", "#9999").await.unwrap(),
+        None
+    );
+
+    // A stale copy cannot overwrite a newer one.
+    let mut stale = back.clone();
+    stale.version = 0;
+    assert!(!store.save_order("acme", &mut stale).await.unwrap());
+
+    for (id, state) in [
+        (2, OrderState::Skipped),
+        (3, OrderState::Published),
+        (4, OrderState::Skipped),
+        (5, OrderState::Failed),
+    ] {
+        let mut r = OrderRecord::new(id, state, "x", at);
+        assert!(store.save_order("acme", &mut r).await.unwrap());
+    }
+    let mut other = OrderRecord::new(6, OrderState::Skipped, "x", at);
+    assert!(store.save_order("bolt", &mut other).await.unwrap());
+    let ids = |v: Vec<OrderRecord>| v.into_iter().map(|r| r.cin7_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store
+            .list_orders("acme", Some(OrderState::Skipped))
+            .await
+            .unwrap()),
+        [2, 4]
+    );
+    assert_eq!(
+        ids(store
+            .list_orders("acme", Some(OrderState::Dispatched))
+            .await
+            .unwrap()),
+        [1895719]
+    );
+    assert_eq!(
+        ids(store.list_orders("acme", None).await.unwrap()),
+        [2, 3, 4, 5, 1895719]
+    );
+    assert_eq!(ids(store.list_orders("bolt", None).await.unwrap()), [6]);
+}
+
+pub async fn cursor_round_trips(table: Arc<dyn Table>) {
+    let (store, clock) = store(table);
+    assert_eq!(store.get_cursor("acme").await.unwrap(), None);
+    let cursor = PullCursor {
+        modified_since: Utc.with_ymd_and_hms(2026, 11, 20, 1, 2, 3).unwrap(),
+        saved_at: clock.now(),
+    };
+    store.put_cursor("acme", &cursor).await.unwrap();
+    assert_eq!(store.get_cursor("acme").await.unwrap(), Some(cursor));
+    assert_eq!(store.get_cursor("bolt").await.unwrap(), None);
+}
+
+pub async fn lease_is_single_flight_and_expires(table: Arc<dyn Table>) {
+    let (store, clock) = store(table);
+    let ttl = Duration::from_secs(30);
+    let attempts: Vec<_> = (0..6)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .acquire_lease("acme", "pull", &format!("worker-{i}"), ttl)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for a in attempts {
+        winners += usize::from(a.await.unwrap());
+    }
+    assert_eq!(winners, 1, "exactly one concurrent claimant wins");
+
+    assert!(
+        store
+            .acquire_lease("acme", "pull2", "a", ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .acquire_lease("acme", "pull2", "b", ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .acquire_lease("acme", "pull2", "a", ttl)
+            .await
+            .unwrap(),
+        "owner renews"
+    );
+    clock.advance(chrono::Duration::seconds(31));
+    assert!(
+        store
+            .acquire_lease("acme", "pull2", "b", ttl)
+            .await
+            .unwrap(),
+        "expired lease taken over"
+    );
+    assert!(
+        !store
+            .acquire_lease("acme", "pull2", "a", ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store.release_lease("acme", "pull2", "a").await.unwrap(),
+        "only the owner releases"
+    );
+    assert!(store.release_lease("acme", "pull2", "b").await.unwrap());
+    assert!(
+        store
+            .acquire_lease("acme", "pull2", "a", ttl)
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn idempotency_follows_the_powertools_contract(table: Arc<dyn Table>) {
+    let (store, clock) = store(table);
+    let hold = Duration::from_secs(60);
+    let claims: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .claim("acme", "SSPOT1:dispatch", &format!("w{i}"), hold)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for c in claims {
+        outcomes.push(c.await.unwrap());
+    }
+    assert_eq!(
+        outcomes.iter().filter(|c| **c == Claim::Acquired).count(),
+        1
+    );
+    assert_eq!(
+        outcomes.iter().filter(|c| **c == Claim::InProgress).count(),
+        7
+    );
+
+    // Completed short-circuits.
+    assert_eq!(
+        store.claim("acme", "k1", "a", hold).await.unwrap(),
+        Claim::Acquired
+    );
+    assert!(
+        store
+            .complete("acme", "k1", "a", "{\"ok\":true}")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.claim("acme", "k1", "b", hold).await.unwrap(),
+        Claim::Completed("{\"ok\":true}".into())
+    );
+    // A crashed worker's in-progress claim is taken over once its hold lapses.
+    assert_eq!(
+        store.claim("acme", "k2", "crashed", hold).await.unwrap(),
+        Claim::Acquired
+    );
+    assert_eq!(
+        store.claim("acme", "k2", "b", hold).await.unwrap(),
+        Claim::InProgress
+    );
+    clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(
+        store.claim("acme", "k2", "b", hold).await.unwrap(),
+        Claim::Acquired
+    );
+    assert!(
+        !store
+            .complete("acme", "k2", "crashed", "late")
+            .await
+            .unwrap(),
+        "lost its claim"
+    );
+    assert!(store.complete("acme", "k2", "b", "done").await.unwrap());
+    // Released after a failure: claimable at once.
+    assert_eq!(
+        store.claim("acme", "k3", "a", hold).await.unwrap(),
+        Claim::Acquired
+    );
+    assert!(store.release_claim("acme", "k3", "a").await.unwrap());
+    assert_eq!(
+        store.claim("acme", "k3", "b", hold).await.unwrap(),
+        Claim::Acquired
+    );
+    // Completed records expire after the keep period.
+    clock.advance(chrono::Duration::days(8));
+    assert_eq!(
+        store.claim("acme", "k1", "c", hold).await.unwrap(),
+        Claim::Acquired
+    );
+}
+
+pub async fn rate_window_holds_across_concurrent_tasks(table: Arc<dyn Table>) {
+    let (store, clock) = store(table);
+    let windows = vec![
+        Window::new(3, Duration::from_secs(1)),
+        Window::new(10, Duration::from_secs(60)),
+    ];
+    let mut granted_at = Vec::new();
+    // Twenty rounds of one second: in each, four tasks try ten times each at the same instant.
+    for _ in 0..20 {
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, windows) = (store.clone(), windows.clone());
+                tokio::spawn(async move {
+                    let mut granted = 0;
+                    for _ in 0..10 {
+                        if store
+                            .try_acquire_rate("acme", "cin7", &windows)
+                            .await
+                            .unwrap()
+                            .is_none()
+                        {
+                            granted += 1;
+                        }
+                    }
+                    granted
+                })
+            })
+            .collect();
+        let mut round = 0;
+        for t in tasks {
+            round += t.await.unwrap();
+        }
+        granted_at.push((clock.now(), round));
+        clock.advance(chrono::Duration::seconds(1));
+    }
+    let per_second: Vec<usize> = granted_at.iter().map(|(_, n)| *n).collect();
+    assert!(per_second.iter().all(|n| *n <= 3), "{per_second:?}");
+    assert_eq!(
+        per_second.iter().sum::<usize>(),
+        10,
+        "10 a minute: {per_second:?}"
+    );
+    assert_eq!(&per_second[..4], &[3, 3, 3, 1]);
+    let waits = store
+        .try_acquire_rate("acme", "cin7", &windows)
+        .await
+        .unwrap();
+    assert!(waits.is_some_and(|w| w <= Duration::from_secs(60)));
+}
+
+pub async fn daily_call_counter_adds_atomically(table: Arc<dyn Table>) {
+    let (store, clock) = store(table);
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    store.count_calls("acme", 1).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.calls_today("acme").await.unwrap(), 100);
+    assert_eq!(store.calls_today("bolt").await.unwrap(), 0);
+    clock.advance(chrono::Duration::days(1));
+    assert_eq!(
+        store.calls_today("acme").await.unwrap(),
+        0,
+        "a new day starts at zero"
+    );
+}
+
+/// Instantiates the suite for one adapter: `store_suite!(async { Arc<dyn Table> })`.
+#[macro_export]
+macro_rules! store_suite {
+    ($make:expr) => {
+        $crate::store_suite!(@tests $make;
+            integrations_round_trip,
+            orders_round_trip_and_list_by_state,
+            cursor_round_trips,
+            lease_is_single_flight_and_expires,
+            idempotency_follows_the_powertools_contract,
+            rate_window_holds_across_concurrent_tasks,
+            daily_call_counter_adds_atomically);
+    };
+    (@tests $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let table = $make.await;
+                $crate::store_suite::$name(table).await;
+            }
+        )*
+    };
+}
