@@ -884,14 +884,3 @@ async fn secrets_missing_and_empty_are_typed_and_name_only_the_reference() {
     })
     .await;
 }
-
-mod scratch_suite {
-    use super::*;
-    async fn table() -> std::sync::Arc<dyn Table> {
-        let client = dynamo_client().await;
-        let name = unique("suite");
-        dynamodb::create_table(&client, &name).await.unwrap();
-        std::sync::Arc::new(DynamoTable::new(client, name))
-    }
-    integration_tests::store_suite!(table());
-}

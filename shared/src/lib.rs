@@ -6,12 +6,14 @@
 //! - [`signature`]: webhook HMAC signing and constant-time verification.
 //! - [`tolerant`]: serde helpers for loosely typed JSON.
 
+pub mod app;
 #[cfg(feature = "aws")]
 pub mod aws_config;
 pub mod cin7;
 pub mod clock;
 pub mod gss;
 pub mod http;
+pub mod metrics;
 pub mod pull;
 pub mod queue;
 pub mod rate_limit;

@@ -37,6 +37,15 @@ impl Window {
     }
 }
 
+/// CIN7's published limits, 3 per second and 60 per minute, each window widened by a small
+/// safety margin.
+pub fn cin7_windows() -> Vec<Window> {
+    vec![
+        Window::new(3, Duration::from_secs(1) + SAFETY_MARGIN),
+        Window::new(60, Duration::from_secs(60) + SAFETY_MARGIN),
+    ]
+}
+
 /// An in-process sliding-window limiter over one or more windows.
 #[derive(Debug)]
 pub struct WindowLimiter {
@@ -57,12 +66,9 @@ impl WindowLimiter {
         }
     }
 
-    /// CIN7's published limits, 3 per second and 60 per minute, with a small safety margin.
+    /// CIN7's published limits (see [`cin7_windows`]).
     pub fn cin7() -> Self {
-        Self::new(vec![
-            Window::new(3, Duration::from_secs(1) + SAFETY_MARGIN),
-            Window::new(60, Duration::from_secs(60) + SAFETY_MARGIN),
-        ])
+        Self::new(cin7_windows())
     }
 
     /// GoSweetSpot's requested ceiling: under 60 per minute and 1,000 per hour per site.

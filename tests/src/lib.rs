@@ -209,3 +209,61 @@ impl PullRig {
         counts
     }
 }
+
+/// A name no other test (or run) uses.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// A fresh DynamoDB table on the local AWS endpoint (`AWS_ENDPOINT_URL`, set by
+/// `scripts/with-moto`); the emulator is discarded after the run.
+pub async fn dynamo_table() -> Arc<dyn shared::store::Table> {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "AWS_ENDPOINT_URL is not set: run under scripts/with-moto (make test does)"
+    );
+    let sdk = shared::aws_config::sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let name = unique_name("store");
+    shared::store::dynamodb::create_table(&client, &name)
+        .await
+        .expect("create table");
+    Arc::new(shared::store::dynamodb::DynamoTable::new(client, name))
+}
+
+/// Secrets from a fixed map (tests).
+#[derive(Default)]
+pub struct MapSecrets(pub std::collections::HashMap<String, String>);
+
+#[async_trait::async_trait]
+impl shared::secrets::SecretSource for MapSecrets {
+    async fn get(&self, reference: &str) -> Result<SecretString, shared::secrets::SecretError> {
+        self.0
+            .get(reference)
+            .map(|v| SecretString::from(v.clone()))
+            .ok_or_else(|| shared::secrets::SecretError::NotFound {
+                reference: reference.to_string(),
+            })
+    }
+}
+
+/// The secrets `sandbox_settings` refers to, with the sandboxes' keys.
+pub fn sandbox_secrets() -> MapSecrets {
+    MapSecrets(
+        [
+            ("CIN7_KEY", CIN7_KEY),
+            ("GSS_KEY", GSS_KEY),
+            ("WEBHOOK_SECRET", "whsec-3c1d5e"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    )
+}

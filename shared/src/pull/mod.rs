@@ -5,9 +5,11 @@
 //! - [`mapping`]: CIN7 order → GoSweetSpot customer order, field limits, content hash (pure).
 //! - [`decide`]: publish, update, delete, skip or leave, per order (pure).
 //! - [`run`]: the use-case: lease, cursor, paging, batches, records.
+//! - [`handler`]: the `order-pull` function's event handling.
 
 pub mod decide;
 pub mod gates;
+pub mod handler;
 pub mod mapping;
 pub mod run;
 

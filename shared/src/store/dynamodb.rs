@@ -33,7 +33,9 @@
 //!
 //! DynamoDB deletes expired items lazily (typically within days), so every read and every
 //! condition here treats an item whose `expires_at` has passed as absent. Reads are strongly
-//! consistent. A claim uses [`CLAIM_CONDITION`], the condition of the Powertools idempotency
+//! consistent. [`Table::add`] does not reset a counter that has expired but is not deleted
+//! yet, as the embedded adapter does not: counters are keyed by their period (`CALLS#<date>`).
+//! A claim uses [`CLAIM_CONDITION`], the condition of the Powertools idempotency
 //! utility extended with the owner, so a holder can renew its own claim or lease.
 
 use super::table::{Cond, IN_PROGRESS, Item, StoreError, Table};

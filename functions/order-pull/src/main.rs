@@ -1,0 +1,60 @@
+//! `order-pull`: wires the DynamoDB store, Secrets Manager and the per-integration clients
+//! from a typed configuration read once at start-up, then hands each event to
+//! `shared::pull::handler`.
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::app::{Cin7Pacing, ClientCache, config_from_env, deadline_from_epoch_ms};
+use shared::pull::handler::{PullConfig, handle, parse_event};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Deserialize)]
+struct Config {
+    table_name: String,
+    #[serde(default = "default_concurrency")]
+    pull_concurrency: usize,
+    #[serde(default = "default_margin")]
+    pull_margin_seconds: u64,
+    #[serde(default = "default_secrets_ttl")]
+    secrets_cache_seconds: u64,
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+fn default_margin() -> u64 {
+    20
+}
+fn default_secrets_ttl() -> u64 {
+    300
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config: Config = config_from_env()?;
+    let sdk = shared::aws_config::sdk_config().await;
+    let store = shared::aws_config::dynamo_store(&sdk, &config.table_name);
+    let secrets = shared::aws_config::secrets_manager(
+        &sdk,
+        Duration::from_secs(config.secrets_cache_seconds),
+    );
+    let clients = ClientCache::new(store.clone(), Arc::new(secrets), Cin7Pacing::Shared);
+    let pull = PullConfig {
+        concurrency: config.pull_concurrency,
+        margin: Duration::from_secs(config.pull_margin_seconds),
+        owner: format!("order-pull-{}", std::process::id()),
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let (store, clients, pull) = (&store, &clients, &pull);
+        async move {
+            let request = parse_event(&event.payload)?;
+            let deadline = deadline_from_epoch_ms(event.context.deadline);
+            let summaries = handle(request, store, clients, pull, Some(deadline)).await?;
+            Ok::<Value, Error>(json!({ "summaries": summaries }))
+        }
+    }))
+    .await
+}

@@ -1,0 +1,167 @@
+//! Wiring shared by the functions and local mode: per-integration API clients, built once per
+//! container (or process) from the settings and their secrets, and rebuilt only when the
+//! settings that shape them change.
+
+use crate::cin7::{Cin7Client, Cin7Config};
+use crate::gss::{GssClient, GssConfig};
+use crate::http::{ApiError, RetryPolicy};
+use crate::rate_limit::{RateLimiter, WindowLimiter, cin7_windows};
+use crate::secrets::{SecretError, SecretSource};
+use crate::settings::IntegrationSettings;
+use crate::store::{Store, StoreRateLimiter};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The clients of one integration.
+#[derive(Debug)]
+pub struct IntegrationClients {
+    pub cin7: Cin7Client,
+    pub gss: GssClient,
+}
+
+/// Why an integration's clients could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// How CIN7 calls are paced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cin7Pacing {
+    /// One window per integration shared through the store by every process (production).
+    Shared,
+    /// In this process only (a single local process).
+    InProcess,
+}
+
+/// Builds and caches clients per integration.
+pub struct ClientCache {
+    store: Store,
+    secrets: Arc<dyn SecretSource>,
+    pacing: Cin7Pacing,
+    timeout: Duration,
+    retry: RetryPolicy,
+    cache: Mutex<HashMap<String, (String, Arc<IntegrationClients>)>>,
+}
+
+impl std::fmt::Debug for ClientCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCache")
+            .field("pacing", &self.pacing)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What shapes an integration's clients; a change rebuilds them.
+fn fingerprint(s: &IntegrationSettings) -> String {
+    [
+        s.cin7.base_url.as_str(),
+        s.cin7.api_username.as_str(),
+        s.cin7.api_key.0.as_str(),
+        s.gss.base_url.as_str(),
+        s.gss.site_id.as_str(),
+        s.gss.access_key.0.as_str(),
+        s.gss.support_email.as_str(),
+    ]
+    .join("\u{1f}")
+}
+
+impl ClientCache {
+    /// A cache resolving secrets through `secrets`.
+    pub fn new(store: Store, secrets: Arc<dyn SecretSource>, pacing: Cin7Pacing) -> Self {
+        Self {
+            store,
+            secrets,
+            pacing,
+            timeout: Duration::from_secs(20),
+            retry: RetryPolicy::default(),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Overrides the request timeout and retry policy (tests use short ones).
+    pub fn with_http(mut self, timeout: Duration, retry: RetryPolicy) -> Self {
+        self.timeout = timeout;
+        self.retry = retry;
+        self
+    }
+
+    /// The secret source this cache resolves through.
+    pub fn secrets(&self) -> &Arc<dyn SecretSource> {
+        &self.secrets
+    }
+
+    /// The clients for an integration, built on first use.
+    pub async fn get(
+        &self,
+        settings: &IntegrationSettings,
+    ) -> Result<Arc<IntegrationClients>, ClientError> {
+        let print = fingerprint(settings);
+        if let Some((p, clients)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&settings.id)
+            && *p == print
+        {
+            return Ok(clients.clone());
+        }
+        let cin7_key = self.secrets.get(&settings.cin7.api_key.0).await?;
+        let gss_key = self.secrets.get(&settings.gss.access_key.0).await?;
+        let limiter: Arc<dyn RateLimiter> = match self.pacing {
+            Cin7Pacing::Shared => Arc::new(StoreRateLimiter::new(
+                self.store.clone(),
+                &settings.id,
+                "cin7",
+                cin7_windows(),
+            )),
+            Cin7Pacing::InProcess => Arc::new(WindowLimiter::cin7()),
+        };
+        let clients = Arc::new(IntegrationClients {
+            cin7: Cin7Client::new(Cin7Config {
+                base_url: settings.cin7.base_url.clone(),
+                username: settings.cin7.api_username.clone(),
+                api_key: cin7_key,
+                timeout: self.timeout,
+                retry: self.retry,
+                limiter,
+            })?,
+            gss: GssClient::new(GssConfig {
+                base_url: settings.gss.base_url.clone(),
+                site_id: settings.gss.site_id.clone(),
+                access_key: gss_key,
+                support_email: settings.gss.support_email.clone(),
+                timeout: self.timeout,
+                retry: self.retry,
+                limiter: Arc::new(WindowLimiter::gss()),
+            })?,
+        });
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(settings.id.clone(), (print, clients.clone()));
+        Ok(clients)
+    }
+}
+
+/// The instant a Lambda invocation must have answered by, from its deadline in epoch
+/// milliseconds.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> tokio::time::Instant {
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default();
+    tokio::time::Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+/// Reads a function's typed configuration from the environment; a missing or malformed
+/// variable is named in the error.
+pub fn config_from_env<T: serde::de::DeserializeOwned>() -> Result<T, String> {
+    envy::from_env::<T>().map_err(|e| match e {
+        envy::Error::MissingValue(field) => {
+            format!("environment variable {} is not set", field.to_uppercase())
+        }
+        envy::Error::Custom(msg) => format!("invalid environment configuration: {msg}"),
+    })
+}

@@ -1,0 +1,61 @@
+//! CloudWatch Embedded Metric Format: one JSON line on stdout per record, which CloudWatch
+//! Logs turns into metrics with no API call. Dimensioned by integration.
+
+use serde_json::{Map, Value, json};
+
+/// The CloudWatch namespace of every metric.
+pub const NAMESPACE: &str = "cin7-gss";
+
+/// Builds one EMF record: counts (unit `Count`) for one integration and function.
+pub fn record(function: &str, integration: &str, counts: &[(&str, u64)], at_ms: i64) -> Value {
+    let metrics: Vec<Value> = counts
+        .iter()
+        .map(|(name, _)| json!({"Name": name, "Unit": "Count"}))
+        .collect();
+    let mut root = Map::new();
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": at_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Function", "Integration"]],
+                "Metrics": metrics,
+            }]
+        }),
+    );
+    root.insert("Function".into(), json!(function));
+    root.insert("Integration".into(), json!(integration));
+    for (name, value) in counts {
+        root.insert((*name).into(), json!(value));
+    }
+    Value::Object(root)
+}
+
+/// Writes an EMF record to stdout.
+pub fn emit(function: &str, integration: &str, counts: &[(&str, u64)]) {
+    let now = chrono::Utc::now().timestamp_millis();
+    println!("{}", record(function, integration, counts, now));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_shape() {
+        let r = record(
+            "order-pull",
+            "acme",
+            &[("OrdersPublished", 3), ("Cin7Calls", 2)],
+            1,
+        );
+        assert_eq!(r["_aws"]["CloudWatchMetrics"][0]["Namespace"], "cin7-gss");
+        assert_eq!(
+            r["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Name"],
+            "Cin7Calls"
+        );
+        assert_eq!(r["OrdersPublished"], 3);
+        assert_eq!(r["Integration"], "acme");
+    }
+}

@@ -1,0 +1,227 @@
+//! The `order-pull` function's handler: an EventBridge scheduled event pulls every enabled
+//! integration (a bounded number at once); `{"integration_id": "…"}` pulls one (what "sync
+//! now" sends). One integration's failure is reported in its summary and never stops the
+//! others.
+
+use super::run::{PullDeps, PullError, PullOptions, PullOutcome, PullSummary, run_pull};
+use crate::app::{ClientCache, ClientError};
+use crate::metrics;
+use crate::settings::IntegrationSettings;
+use crate::store::{Store, StoreError};
+use chrono::Utc;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What the function was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullRequest {
+    /// Every enabled integration (the schedule).
+    All,
+    /// One integration ("sync now").
+    One(String),
+}
+
+/// Why an event could not be handled at all.
+#[derive(Debug, thiserror::Error)]
+pub enum PullHandlerError {
+    #[error(
+        "unrecognised event: expected an EventBridge scheduled event or {{\"integration_id\": \"…\"}}"
+    )]
+    UnknownEvent,
+    #[error("no integration {0:?}")]
+    UnknownIntegration(String),
+    #[error("integration {0:?} is disabled")]
+    Disabled(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Deserialize)]
+struct One {
+    integration_id: String,
+}
+
+/// Reads the event.
+pub fn parse_event(event: &Value) -> Result<PullRequest, PullHandlerError> {
+    if let Ok(one) = One::deserialize(event)
+        && !one.integration_id.trim().is_empty()
+    {
+        return Ok(PullRequest::One(one.integration_id));
+    }
+    let scheduled = event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+        || event.get("source").and_then(Value::as_str) == Some("aws.events");
+    if scheduled {
+        Ok(PullRequest::All)
+    } else {
+        Err(PullHandlerError::UnknownEvent)
+    }
+}
+
+/// The handler's fixed configuration.
+#[derive(Debug, Clone)]
+pub struct PullConfig {
+    /// Integrations pulled at once on a schedule.
+    pub concurrency: usize,
+    /// Stop this long before the deadline.
+    pub margin: Duration,
+    /// Names leases (unique per container).
+    pub owner: String,
+}
+
+/// Pulls as asked, returning each integration's summary.
+pub async fn handle(
+    request: PullRequest,
+    store: &Store,
+    clients: &ClientCache,
+    config: &PullConfig,
+    deadline: Option<Instant>,
+) -> Result<Vec<PullSummary>, PullHandlerError> {
+    let integrations: Vec<IntegrationSettings> = match request {
+        PullRequest::One(id) => {
+            let settings = store
+                .get_integration(&id)
+                .await?
+                .ok_or_else(|| PullHandlerError::UnknownIntegration(id.clone()))?;
+            if !settings.enabled {
+                return Err(PullHandlerError::Disabled(id));
+            }
+            vec![settings]
+        }
+        PullRequest::All => store
+            .list_integrations()
+            .await?
+            .into_iter()
+            .filter(|s| s.enabled)
+            .collect(),
+    };
+    let options = PullOptions {
+        owner: config.owner.clone(),
+        deadline,
+        margin: config.margin,
+        ..PullOptions::default()
+    };
+    let summaries = futures::stream::iter(integrations)
+        .map(|settings| {
+            let options = options.clone();
+            async move { pull_one(store, clients, &settings, &options).await }
+        })
+        .buffer_unordered(config.concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    Ok(summaries)
+}
+
+fn failed(id: &str, error: String) -> PullSummary {
+    PullSummary {
+        integration: id.to_string(),
+        outcome: PullOutcome::Failed,
+        seen: 0,
+        published: 0,
+        updated: 0,
+        unchanged: 0,
+        deleted: 0,
+        conflicts: 0,
+        failed: 0,
+        skipped: Default::default(),
+        cin7_calls: 0,
+        gss_calls: 0,
+        cursor: None,
+        error: Some(error),
+    }
+}
+
+async fn pull_one(
+    store: &Store,
+    clients: &ClientCache,
+    settings: &IntegrationSettings,
+    options: &PullOptions,
+) -> PullSummary {
+    let id = settings.id.as_str();
+    let built = match clients.get(settings).await {
+        Ok(c) => c,
+        Err(e @ (ClientError::Secret(_) | ClientError::Api(_))) => {
+            tracing::error!(integration = id, error = %e, "cannot build clients");
+            return failed(id, e.to_string());
+        }
+    };
+    let before = (built.cin7.calls().total(), built.gss.calls().total());
+    let calls = || {
+        (
+            built.cin7.calls().total() - before.0,
+            built.gss.calls().total() - before.1,
+        )
+    };
+    let result = run_pull(
+        PullDeps {
+            store,
+            cin7: &built.cin7,
+            gss: &built.gss,
+            now: Utc::now(),
+            calls: &calls,
+        },
+        settings,
+        options,
+    )
+    .await;
+    let summary = match result {
+        Ok(s) => s,
+        Err(e @ (PullError::Store(_) | PullError::Api(_))) => {
+            tracing::error!(integration = id, error = %e, "pull failed");
+            failed(id, e.to_string())
+        }
+    };
+    tracing::info!(
+        integration = id,
+        outcome = ?summary.outcome,
+        seen = summary.seen,
+        published = summary.published,
+        updated = summary.updated,
+        deleted = summary.deleted,
+        conflicts = summary.conflicts,
+        cin7_calls = summary.cin7_calls,
+        gss_calls = summary.gss_calls,
+        "pull finished"
+    );
+    let mut counts: Vec<(String, u64)> = vec![
+        ("OrdersSeen".into(), summary.seen as u64),
+        ("OrdersPublished".into(), summary.published as u64),
+        ("OrdersUpdated".into(), summary.updated as u64),
+        ("OrdersDeleted".into(), summary.deleted as u64),
+        ("OrderConflicts".into(), summary.conflicts as u64),
+        ("OrdersFailed".into(), summary.failed as u64),
+        ("Cin7Calls".into(), summary.cin7_calls),
+        ("GssCalls".into(), summary.gss_calls),
+        (
+            "PullFailures".into(),
+            u64::from(summary.outcome == PullOutcome::Failed),
+        ),
+    ];
+    for (reason, n) in &summary.skipped {
+        counts.push((format!("OrdersSkipped_{reason}"), *n as u64));
+    }
+    let counts: Vec<(&str, u64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    metrics::emit("order-pull", id, &counts);
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events() {
+        assert_eq!(
+            parse_event(&json!({"integration_id": "acme"})).unwrap(),
+            PullRequest::One("acme".into())
+        );
+        let scheduled = json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+        assert_eq!(parse_event(&scheduled).unwrap(), PullRequest::All);
+        assert!(parse_event(&json!({"integration_id": ""})).is_err());
+        assert!(parse_event(&json!({"hello": 1})).is_err());
+        assert!(parse_event(&json!("x")).is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! The `order-pull` handler with the event fixtures: every enabled integration on a schedule,
+//! one on "sync now", failures isolated per integration; on SQLite and on DynamoDB (moto).
+
+use chrono::{TimeZone, Utc};
+use integration_tests::*;
+use sandbox::{Cin7Sandbox, GssSandbox};
+use serde_json::Value;
+use shared::app::{Cin7Pacing, ClientCache};
+use shared::pull::PullOutcome;
+use shared::pull::handler::{PullConfig, PullHandlerError, PullRequest, handle, parse_event};
+use shared::store::{OrderState, Store, Table};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn config() -> PullConfig {
+    PullConfig {
+        concurrency: 2,
+        margin: Duration::from_secs(5),
+        owner: "test".into(),
+    }
+}
+
+struct World {
+    cin7: Cin7Sandbox,
+    gss: GssSandbox,
+    store: Store,
+    clients: ClientCache,
+}
+
+async fn world(table: Arc<dyn Table>, pacing: Cin7Pacing) -> World {
+    let cin7 = Cin7Sandbox::start(CIN7_USER, CIN7_KEY).await.unwrap();
+    let gss = GssSandbox::start(GSS_SITE, GSS_KEY).await.unwrap();
+    let base = Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap();
+    for id in 1..=30 {
+        cin7.put_order(order(
+            id,
+            &format!("SO-{id}"),
+            base + chrono::Duration::minutes(id),
+        ));
+    }
+    let store = Store::new(table, Arc::new(shared::clock::SystemClock));
+    let mut secrets = sandbox_secrets();
+    secrets.0.insert("WRONG_KEY".into(), "not-the-key".into());
+    let clients = ClientCache::new(store.clone(), Arc::new(secrets), pacing)
+        .with_http(Duration::from_secs(5), fast_retry(3));
+    for (id, key, enabled) in [
+        ("acme", "CIN7_KEY", true),
+        ("bolt", "WRONG_KEY", true),
+        ("carl", "CIN7_KEY", false),
+    ] {
+        let mut s = sandbox_settings(id, &cin7, &gss);
+        s.cin7.api_key.0 = key.into();
+        s.enabled = enabled;
+        s.import.max_age_days = 5000;
+        store.put_integration(&s).await.unwrap();
+    }
+    World {
+        cin7,
+        gss,
+        store,
+        clients,
+    }
+}
+
+#[tokio::test]
+async fn the_schedule_pulls_every_enabled_integration_and_isolates_failures() {
+    let path = tempfile::tempdir().unwrap().keep().join("s.sqlite3");
+    let w = world(
+        Arc::new(shared::store::sqlite::SqliteTable::open(&path).unwrap()),
+        Cin7Pacing::InProcess,
+    )
+    .await;
+    let request = parse_event(&fixture("order-pull-scheduled.json")).unwrap();
+    assert_eq!(request, PullRequest::All);
+    let mut summaries = handle(request, &w.store, &w.clients, &config(), None)
+        .await
+        .unwrap();
+    summaries.sort_by(|a, b| a.integration.cmp(&b.integration));
+    assert_eq!(summaries.len(), 2, "the disabled integration is not pulled");
+    assert_eq!(summaries[0].integration, "acme");
+    assert_eq!(summaries[0].outcome, PullOutcome::Completed);
+    assert_eq!(summaries[0].published, 30);
+    assert_eq!(summaries[1].integration, "bolt");
+    assert_eq!(summaries[1].outcome, PullOutcome::Failed);
+    let error = summaries[1].error.clone().unwrap();
+    assert!(
+        error.contains("401") && error.contains("cin7.api_username"),
+        "{error}"
+    );
+    assert!(!error.contains("not-the-key"));
+    assert_eq!(w.gss.packing_slips().len(), 30);
+}
+
+#[tokio::test]
+async fn sync_now_pulls_one_and_refuses_unknown_or_disabled() {
+    let path = tempfile::tempdir().unwrap().keep().join("s.sqlite3");
+    let w = world(
+        Arc::new(shared::store::sqlite::SqliteTable::open(&path).unwrap()),
+        Cin7Pacing::InProcess,
+    )
+    .await;
+    let request = parse_event(&fixture("order-pull-sync-now.json")).unwrap();
+    let summaries = handle(request, &w.store, &w.clients, &config(), None)
+        .await
+        .unwrap();
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].published, 30);
+    let err = handle(
+        PullRequest::One("nope".into()),
+        &w.store,
+        &w.clients,
+        &config(),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, PullHandlerError::UnknownIntegration(_)));
+    let err = handle(
+        PullRequest::One("carl".into()),
+        &w.store,
+        &w.clients,
+        &config(),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, PullHandlerError::Disabled(_)), "{err}");
+    drop(w.cin7);
+}
+
+#[tokio::test]
+async fn a_pull_on_dynamodb_with_the_shared_rate_window() {
+    let w = world(dynamo_table().await, Cin7Pacing::Shared).await;
+    let summaries = handle(
+        PullRequest::One("acme".into()),
+        &w.store,
+        &w.clients,
+        &config(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        summaries[0].outcome,
+        PullOutcome::Completed,
+        "{summaries:?}"
+    );
+    assert_eq!(summaries[0].published, 30);
+    assert_eq!(
+        w.store
+            .list_orders("acme", Some(OrderState::Published))
+            .await
+            .unwrap()
+            .len(),
+        30
+    );
+    // Idle poll: one CIN7 call, no GoSweetSpot call.
+    let again = handle(
+        PullRequest::One("acme".into()),
+        &w.store,
+        &w.clients,
+        &config(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (again[0].cin7_calls, again[0].gss_calls),
+        (1, 0),
+        "{again:?}"
+    );
+    assert_eq!(w.store.calls_today("acme").await.unwrap(), 2);
+    assert!(w.cin7.harness().max_in_window(Duration::from_secs(1)) <= 3);
+}
