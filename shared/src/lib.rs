@@ -13,6 +13,7 @@ pub mod cin7;
 pub mod clock;
 pub mod gss;
 pub mod http;
+pub mod jobs;
 pub mod metrics;
 pub mod pull;
 pub mod queue;

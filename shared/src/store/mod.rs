@@ -14,6 +14,8 @@
 //! | `INT#<id>` | `IDEM#<key>` | an idempotency claim (Powertools contract) |
 //! | `INT#<id>` | `CALLS#<date>` | CIN7 calls that UTC day (expires after 3 days) |
 //! | `INT#<id>` | `RATE#<service>` | the recent call times of the cross-process rate window |
+//! | `INT#<id>` | `CONSIGNMENT#<connote>` | a consignment the webhook has queued |
+//! | `INT#<id>` | `DELIVERY#<time>#<hash>` | a webhook delivery, for audit (kept 30 days) |
 
 pub mod records;
 pub mod table;
@@ -23,7 +25,9 @@ pub mod dynamodb;
 #[cfg(feature = "local")]
 pub mod sqlite;
 
-pub use records::{ConsignmentRecord, OrderRecord, OrderState, PullCursor, Transition};
+pub use records::{
+    ConsignmentRecord, DeliveryAudit, OrderRecord, OrderState, PullCursor, Transition,
+};
 pub use table::{COMPLETED, Cond, IN_PROGRESS, Item, StoreError, Table};
 
 use crate::clock::Clock;
@@ -427,6 +431,76 @@ impl Store {
         self.table
             .delete(&int_pk(integration), &format!("IDEM#{key}"), Some(owner))
             .await
+    }
+
+    // ---- webhook sightings and audit ----
+
+    /// Whether the webhook has already queued this consignment.
+    pub async fn consignment_seen(
+        &self,
+        integration: &str,
+        connote: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .table
+            .get(
+                &int_pk(integration),
+                &format!("CONSIGNMENT#{connote}"),
+                self.now_s(),
+            )
+            .await?
+            .is_some())
+    }
+
+    /// Marks a consignment as queued; `false` when it already was.
+    pub async fn mark_consignment_seen(
+        &self,
+        integration: &str,
+        connote: &str,
+        doc: &str,
+    ) -> Result<bool, StoreError> {
+        let item = Item {
+            pk: int_pk(integration),
+            sk: format!("CONSIGNMENT#{connote}"),
+            doc: doc.to_string(),
+            ..Item::default()
+        };
+        self.table.put(item, Cond::Absent, self.now_s()).await
+    }
+
+    /// Records a webhook delivery for audit; kept 30 days.
+    pub async fn record_delivery(
+        &self,
+        integration: &str,
+        audit: &DeliveryAudit,
+    ) -> Result<(), StoreError> {
+        let item = Item {
+            pk: int_pk(integration),
+            sk: format!(
+                "DELIVERY#{}#{}",
+                audit.at.format("%Y%m%dT%H%M%S%.6fZ"),
+                audit.body_sha256.get(..16).unwrap_or(&audit.body_sha256)
+            ),
+            doc: to_doc(audit)?,
+            state: Some(audit.outcome.clone()),
+            expires_at: Some(self.now_s() + 30 * 24 * 3600),
+            ..Item::default()
+        };
+        self.table.put(item, Cond::Always, self.now_s()).await?;
+        Ok(())
+    }
+
+    /// An integration's recorded webhook deliveries, oldest first.
+    pub async fn list_deliveries(
+        &self,
+        integration: &str,
+    ) -> Result<Vec<DeliveryAudit>, StoreError> {
+        self.table
+            .query(&int_pk(integration), "DELIVERY#", None, self.now_s())
+            .await?
+            .iter()
+            .map(from_doc)
+            .collect()
     }
 
     // ---- CIN7 call budget ----

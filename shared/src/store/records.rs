@@ -186,3 +186,17 @@ pub struct PullCursor {
     /// When the cursor was last saved.
     pub saved_at: DateTime<Utc>,
 }
+
+/// A webhook delivery, kept for audit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryAudit {
+    pub at: DateTime<Utc>,
+    /// SHA-256 (hex) of the raw body.
+    pub body_sha256: String,
+    pub shipments: usize,
+    pub queued: usize,
+    pub ignored: usize,
+    pub duplicates: usize,
+    /// `accepted`, or why it was refused.
+    pub outcome: String,
+}
