@@ -318,16 +318,18 @@ async fn dynamo_claims_follow_the_idempotency_semantics() {
             owner: owner.into(),
         };
 
-        // Two concurrent claims of an absent key. DynamoDB evaluates a condition and writes
-        // atomically, so exactly one wins; moto serves requests on threads without serialising
-        // conditional writes, so here both may (rarely) win. What must hold either way: someone
-        // wins, the stored holder is a winner, and from then on the other claimant loses.
+        // Two concurrent claims of an absent key: exactly one wins. (DynamoDB evaluates a
+        // condition and writes atomically; scripts/with-moto serves moto one request at a time
+        // so that it does too.)
         let (a, b) = tokio::join!(
             t.put(claim("a", t0 + 10_000, IN_PROGRESS), cond("a", t0), now_s),
             t.put(claim("b", t0 + 10_000, IN_PROGRESS), cond("b", t0), now_s),
         );
         let (a, b) = (a.unwrap(), b.unwrap());
-        assert!(a || b, "one of two claims of an absent key wins");
+        assert!(
+            a ^ b,
+            "exactly one of two claims of an absent key wins (a: {a}, b: {b})"
+        );
         let held = t.get("INT#a", "IDEM#order-42", now_s).await.unwrap();
         let winner = held.and_then(|i| i.owner).expect("the claim has an owner");
         assert!(

@@ -131,18 +131,13 @@ impl Default for ImportSettings {
 }
 
 /// Where the tracking URL is written on the CIN7 order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum TrackingUrlField {
     /// Appended to `internalComments` as its own line.
+    #[default]
     InternalComments,
     /// Stored in `customFields.<key>`.
     CustomField(String),
-}
-
-impl Default for TrackingUrlField {
-    fn default() -> Self {
-        Self::InternalComments
-    }
 }
 
 impl fmt::Display for TrackingUrlField {
@@ -493,7 +488,8 @@ mod tests {
 
     #[test]
     fn each_invalid_case_names_its_field() {
-        let cases: Vec<(Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
+        type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+        let cases: Vec<(Edit, &str)> = vec![
             (
                 Box::new(|v| v["cin7"]["base_url"] = json!("not a url")),
                 "cin7.base_url: \"not a url\" is not an http(s) URL",
