@@ -15,6 +15,8 @@ pub enum Op {
     Ge,
     Lt,
     Le,
+    /// `IN (…)`: the value is one of a list.
+    In,
 }
 
 /// A literal on the right of a condition.
@@ -22,6 +24,8 @@ pub enum Op {
 pub enum Literal {
     Text(String),
     Number(f64),
+    /// The list of an `IN`.
+    List(Vec<Literal>),
 }
 
 /// One `field op literal` condition; `field` is lower-cased (CIN7 field names are
@@ -45,6 +49,45 @@ pub fn parse(clause: &str) -> Result<Vec<Condition>, String> {
             return Err(format!("expected a field name in {clause:?}"));
         }
         skip_ws(&mut chars);
+        if chars.peek().is_some_and(|c| c.eq_ignore_ascii_case(&'i')) {
+            let word: String =
+                std::iter::from_fn(|| chars.next_if(|c| c.is_alphabetic())).collect();
+            if !word.eq_ignore_ascii_case("in") {
+                return Err(format!("unsupported operator {word:?}"));
+            }
+            skip_ws(&mut chars);
+            if chars.next() != Some('(') {
+                return Err("expected ( after IN".into());
+            }
+            let mut items = Vec::new();
+            loop {
+                skip_ws(&mut chars);
+                items.push(literal(&mut chars, &field)?);
+                skip_ws(&mut chars);
+                match chars.next() {
+                    Some(',') => continue,
+                    Some(')') => break,
+                    _ => return Err("expected , or ) in an IN list".into()),
+                }
+            }
+            conditions.push(Condition {
+                field: field.to_ascii_lowercase(),
+                op: Op::In,
+                value: Literal::List(items),
+            });
+            skip_ws(&mut chars);
+            if chars.peek().is_none() {
+                return Ok(conditions);
+            }
+            let word: String =
+                std::iter::from_fn(|| chars.next_if(|c| c.is_alphabetic())).collect();
+            if !word.eq_ignore_ascii_case("and") {
+                return Err(format!(
+                    "unsupported syntax near {word:?} (only AND is understood)"
+                ));
+            }
+            continue;
+        }
         let op = match (chars.next(), chars.peek().copied()) {
             (Some('>'), Some('=')) => {
                 chars.next();
@@ -64,34 +107,7 @@ pub fn parse(clause: &str) -> Result<Vec<Condition>, String> {
             _ => return Err(format!("expected an operator after {field:?}")),
         };
         skip_ws(&mut chars);
-        let value = match chars.peek() {
-            Some('\'') => {
-                chars.next();
-                let mut text = String::new();
-                loop {
-                    match chars.next() {
-                        Some('\'') if chars.peek() == Some(&'\'') => {
-                            chars.next();
-                            text.push('\'');
-                        }
-                        Some('\'') => break,
-                        Some(c) => text.push(c),
-                        None => return Err("unterminated string literal".into()),
-                    }
-                }
-                Literal::Text(text)
-            }
-            _ => {
-                let num: String = std::iter::from_fn(|| {
-                    chars.next_if(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
-                })
-                .collect();
-                Literal::Number(
-                    num.parse()
-                        .map_err(|_| format!("expected a value after {field:?}"))?,
-                )
-            }
-        };
+        let value = literal(&mut chars, &field)?;
         conditions.push(Condition {
             field: field.to_ascii_lowercase(),
             op,
@@ -106,6 +122,39 @@ pub fn parse(clause: &str) -> Result<Vec<Condition>, String> {
             return Err(format!(
                 "unsupported syntax near {word:?} (only AND is understood)"
             ));
+        }
+    }
+}
+
+fn literal(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    field: &str,
+) -> Result<Literal, String> {
+    match chars.peek() {
+        Some('\'') => {
+            chars.next();
+            let mut text = String::new();
+            loop {
+                match chars.next() {
+                    Some('\'') if chars.peek() == Some(&'\'') => {
+                        chars.next();
+                        text.push('\'');
+                    }
+                    Some('\'') => break,
+                    Some(c) => text.push(c),
+                    None => return Err("unterminated string literal".into()),
+                }
+            }
+            Ok(Literal::Text(text))
+        }
+        _ => {
+            let num: String = std::iter::from_fn(|| {
+                chars.next_if(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+            })
+            .collect();
+            num.parse()
+                .map(Literal::Number)
+                .map_err(|_| format!("expected a value after {field:?}"))
         }
     }
 }
@@ -128,6 +177,16 @@ pub fn field<'a>(order: &'a Value, name: &str) -> Option<&'a Value> {
 pub fn matches(order: &Value, conditions: &[Condition]) -> bool {
     conditions.iter().all(|c| {
         let actual = field(order, &c.field).unwrap_or(&Value::Null);
+        if let Literal::List(items) = &c.value {
+            return items.iter().any(|item| {
+                let one = Condition {
+                    field: c.field.clone(),
+                    op: Op::Eq,
+                    value: item.clone(),
+                };
+                matches(order, std::slice::from_ref(&one))
+            });
+        }
         let ordering = match (&c.value, actual) {
             (Literal::Number(n), v) => v
                 .as_f64()
@@ -148,7 +207,7 @@ pub fn matches(order: &Value, conditions: &[Condition]) -> bool {
         match ordering {
             None => false,
             Some(o) => match c.op {
-                Op::Eq => o == Ordering::Equal,
+                Op::Eq | Op::In => o == Ordering::Equal,
                 Op::Ne => o != Ordering::Equal,
                 Op::Gt => o == Ordering::Greater,
                 Op::Ge => o != Ordering::Less,
@@ -174,6 +233,19 @@ mod tests {
         assert_eq!(c[1].value, Literal::Text("O'Brien".into()));
         assert_eq!(c[2].value, Literal::Number(5.0));
         assert!(parse("id=5 OR id=6").is_err());
+        let c = parse("id IN (1, 2,3) AND reference='x'").unwrap();
+        assert_eq!(c[0].op, Op::In);
+        assert_eq!(
+            c[0].value,
+            Literal::List(vec![
+                Literal::Number(1.0),
+                Literal::Number(2.0),
+                Literal::Number(3.0)
+            ])
+        );
+        assert!(matches(&json!({"id": 2, "reference": "x"}), &c));
+        assert!(!matches(&json!({"id": 4, "reference": "x"}), &c));
+        assert!(parse("id IN (1").is_err());
         assert!(parse("reference='open").is_err());
         assert!(parse("").is_err());
     }

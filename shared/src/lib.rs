@@ -23,3 +23,5 @@ pub mod settings;
 pub mod signature;
 pub mod store;
 pub mod tolerant;
+pub mod webhook;
+pub mod writeback;

@@ -35,6 +35,17 @@ impl Where {
         self
     }
 
+    /// `id IN (…)`; an empty list matches nothing (`id IN (0)`: CIN7 ids start at 1).
+    pub fn id_in(mut self, ids: &[i64]) -> Self {
+        let list = if ids.is_empty() {
+            "0".to_string()
+        } else {
+            ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+        };
+        self.conditions.push(format!("id IN ({list})"));
+        self
+    }
+
     /// `reference='…'`, safely quoted.
     pub fn reference(mut self, reference: &str) -> Self {
         self.conditions
@@ -121,6 +132,7 @@ mod tests {
             "modifiedDate>='2024-05-02T01:02:11Z' AND reference='O''Brien #1'"
         );
         assert_eq!(Where::new().build(), None);
+        assert_eq!(Where::new().id_in(&[3, 1]).build().unwrap(), "id IN (3,1)");
     }
 
     #[test]

@@ -115,6 +115,9 @@ pub struct OrderRecord {
     pub history: Vec<Transition>,
     #[serde(default)]
     pub consignments: Vec<ConsignmentRecord>,
+    /// The last transient write-back failure, until a write-back succeeds.
+    #[serde(default)]
+    pub last_error: Option<String>,
     /// The optimistic-concurrency version (not part of the document).
     #[serde(skip)]
     pub version: i64,
@@ -141,6 +144,7 @@ impl OrderRecord {
                 detail: None,
             }],
             consignments: Vec::new(),
+            last_error: None,
             version: 0,
         }
     }

@@ -1,0 +1,166 @@
+//! The `write-back` function's handler: a batch of queued jobs, grouped by integration, each
+//! group written back with [`run_batch`]; returns the ids of the messages that must be
+//! redelivered (partial batch failure). A message that fails on its last allowed receive is
+//! recorded as failed on its order, with the reason, before it goes to the dead-letter queue.
+
+use super::run::{JobOutcome, ShopifyTrigger, WriteBackDeps, run_batch};
+use crate::app::ClientCache;
+use crate::jobs::WriteBackJob;
+use crate::metrics;
+use crate::pull::run::update_record;
+use crate::store::{OrderState, Store};
+use chrono::Utc;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedJob {
+    pub message_id: String,
+    pub body: String,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// The handler's fixed configuration.
+#[derive(Debug, Clone)]
+pub struct WriteBackConfig {
+    /// The Shopify link template (see `DEFAULT_SHOPIFY_TEMPLATE`).
+    pub shopify_template: String,
+    /// How long a claim holds before another worker may take it over.
+    pub claim_hold: Duration,
+    /// The queue's redrive limit (`maxReceiveCount`).
+    pub max_receives: u32,
+    /// Names this worker's claims.
+    pub owner: String,
+}
+
+/// Handles a batch; returns the message ids to redeliver.
+pub async fn handle(
+    batch: Vec<QueuedJob>,
+    store: &Store,
+    clients: &ClientCache,
+    shopify: &dyn ShopifyTrigger,
+    config: &WriteBackConfig,
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    let mut groups: BTreeMap<String, Vec<(QueuedJob, WriteBackJob)>> = BTreeMap::new();
+    for message in batch {
+        match WriteBackJob::from_body(&message.body) {
+            Ok(job) => groups
+                .entry(job.integration_id.clone())
+                .or_default()
+                .push((message, job)),
+            Err(e) => {
+                tracing::error!(message_id = %message.message_id, error = %e, "unreadable write-back job; left for the dead-letter queue");
+                failed.push(message.message_id);
+            }
+        }
+    }
+    for (integration, group) in groups {
+        failed
+            .extend(handle_integration(&integration, group, store, clients, shopify, config).await);
+    }
+    failed
+}
+
+async fn handle_integration(
+    integration: &str,
+    group: Vec<(QueuedJob, WriteBackJob)>,
+    store: &Store,
+    clients: &ClientCache,
+    shopify: &dyn ShopifyTrigger,
+    config: &WriteBackConfig,
+) -> Vec<String> {
+    let all_ids = || {
+        group
+            .iter()
+            .map(|(m, _)| m.message_id.clone())
+            .collect::<Vec<_>>()
+    };
+    let settings = match store.get_integration(integration).await {
+        Ok(Some(s)) if s.enabled => s,
+        Ok(Some(_)) => {
+            tracing::warn!(
+                integration,
+                "integration disabled; jobs left for redelivery"
+            );
+            return all_ids();
+        }
+        Ok(None) => {
+            tracing::error!(integration, "jobs for an unknown integration");
+            return all_ids();
+        }
+        Err(e) => {
+            tracing::error!(integration, error = %e, "store unavailable");
+            return all_ids();
+        }
+    };
+    let built = match clients.get(&settings).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(integration, error = %e, "cannot build clients");
+            return all_ids();
+        }
+    };
+    let cin7_before = built.cin7.calls().total();
+    let deps = WriteBackDeps {
+        store,
+        gss: &built.gss,
+        cin7: &built.cin7,
+        shopify,
+        shopify_template: &config.shopify_template,
+        owner: &config.owner,
+        claim_hold: config.claim_hold,
+        now: Utc::now(),
+    };
+    let jobs: Vec<WriteBackJob> = group.iter().map(|(_, j)| j.clone()).collect();
+    let outcomes = match run_batch(&deps, &settings, &jobs).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(integration, error = %e, "store failed during write-back");
+            return all_ids();
+        }
+    };
+    let mut failed = Vec::new();
+    let (mut done, mut permanent, mut retried) = (0u64, 0u64, 0u64);
+    for ((message, job), outcome) in group.iter().zip(outcomes) {
+        match outcome {
+            JobOutcome::Done => done += 1,
+            JobOutcome::Failed(_) => permanent += 1,
+            JobOutcome::Retry(reason) => {
+                retried += 1;
+                failed.push(message.message_id.clone());
+                if message.receive_count >= config.max_receives {
+                    let recorded = update_record(store, integration, job.cin7_id, |r| {
+                        r.transition(
+                            OrderState::Failed,
+                            "write_back_exhausted",
+                            Some(format!(
+                                "{}: {reason} (after {} attempts; the job is in the dead-letter queue)",
+                                job.connote, message.receive_count
+                            )),
+                            deps.now,
+                        );
+                    })
+                    .await;
+                    if let Err(e) = recorded {
+                        tracing::error!(integration, connote = %job.connote, error = %e, "could not record the exhausted job");
+                    }
+                }
+                tracing::warn!(integration, connote = %job.connote, reference = ?job.reference, attempt = message.receive_count, reason, "write-back will be retried");
+            }
+        }
+    }
+    metrics::emit(
+        "write-back",
+        integration,
+        &[
+            ("WriteBacksDone", done),
+            ("WriteBacksFailed", permanent),
+            ("WriteBacksRetried", retried),
+            ("Cin7Calls", built.cin7.calls().total() - cin7_before),
+        ],
+    );
+    failed
+}

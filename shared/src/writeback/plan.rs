@@ -1,0 +1,615 @@
+//! Write-back planning: from an order's current CIN7 state, what the store knows of its
+//! consignments, the new consignments of this batch and the integration's settings, the one
+//! partial update to PUT and what it means for each consignment. Pure, so every rule of the
+//! seed is unit-tested here.
+//!
+//! Freight is idempotent by construction: `freightTotal` is set to an absolute figure computed
+//! from the *set* of consignments written (earlier ones from the record, plus this batch's), so
+//! a retry computes the same figure and can never add a consignment twice.
+
+use crate::cin7::model::{SalesOrder, SalesOrderUpdate, TaxStatus};
+use crate::gss::model::Shipment;
+use crate::settings::{FreightMode, IntegrationSettings, Markup, TrackingUrlField};
+use crate::store::OrderRecord;
+use chrono::{DateTime, Utc};
+use rust_decimal::{Decimal, RoundingStrategy};
+use std::collections::BTreeMap;
+
+/// CIN7's `trackingCode` limit.
+pub const TRACKING_CODE_MAX: usize = 50;
+
+/// A consignment to write back, joined with what GoSweetSpot says of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewConsignment {
+    pub connote: String,
+    pub tracking_url: Option<String>,
+    pub created_utc: Option<DateTime<Utc>>,
+    /// From `GET /api/shipments`, when GoSweetSpot returned it.
+    pub shipment: Option<Shipment>,
+    /// The webhook's cost, used when the shipment read has none.
+    pub webhook_cost: Option<Decimal>,
+}
+
+/// What the plan decided for one consignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsignmentEffect {
+    pub connote: String,
+    pub carrier: Option<String>,
+    pub tracking_url: Option<String>,
+    pub created_utc: Option<DateTime<Utc>>,
+    /// Whether the connote and tracking URL are in this update (or already on the order).
+    pub tracking_written: bool,
+    /// The ex-tax freight this consignment contributes, when freight is written.
+    pub freight_ex_tax: Option<Decimal>,
+}
+
+/// The plan for one order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderPlan {
+    /// The partial order to PUT; `None` when nothing needs to change.
+    pub update: Option<SalesOrderUpdate>,
+    pub effects: Vec<ConsignmentEffect>,
+    /// Whether this update dispatches the order (so the Shopify trigger may follow).
+    pub dispatches: bool,
+    /// Operator-facing notes (freight left alone and why, truncations, fallbacks).
+    pub notes: Vec<String>,
+}
+
+/// Rounds to cents, half away from zero.
+pub fn round_cents(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// The freight figure (ex tax) of one consignment under a freight mode, and a note when a
+/// fallback was used.
+pub fn consignment_freight(
+    mode: FreightMode,
+    consignment: &NewConsignment,
+    settings: &IntegrationSettings,
+) -> (Option<Decimal>, Option<String>) {
+    let cost = consignment
+        .shipment
+        .as_ref()
+        .and_then(|s| s.total_cost)
+        .or(consignment.webhook_cost);
+    match mode {
+        FreightMode::Off => (None, None),
+        FreightMode::Cost => (cost, None),
+        FreightMode::MarkedUp => {
+            let marked: Vec<Decimal> = consignment
+                .shipment
+                .iter()
+                .flat_map(|s| s.items.iter())
+                .filter_map(|i| i.charge_marked_up_line_total)
+                .collect();
+            if !marked.is_empty() {
+                return (Some(marked.iter().sum()), None);
+            }
+            let centre = consignment
+                .shipment
+                .as_ref()
+                .and_then(|s| s.cost_centre.clone());
+            let markup = centre
+                .as_ref()
+                .and_then(|c| settings.write_back.markup_by_cost_centre.get(c));
+            match (cost, markup) {
+                (Some(cost), Some(Markup::Percent(p))) => (
+                    Some(cost * (Decimal::ONE_HUNDRED + *p) / Decimal::ONE_HUNDRED),
+                    Some(format!(
+                        "{}: no marked-up charge from GoSweetSpot; applied {p}% for cost centre {}",
+                        consignment.connote,
+                        centre.unwrap_or_default()
+                    )),
+                ),
+                (Some(cost), Some(Markup::Fixed(f))) => (
+                    Some(cost + *f),
+                    Some(format!(
+                        "{}: no marked-up charge from GoSweetSpot; added {f} for cost centre {}",
+                        consignment.connote,
+                        centre.unwrap_or_default()
+                    )),
+                ),
+                (Some(cost), None) => (
+                    Some(cost),
+                    Some(format!(
+                        "{}: no marked-up charge from GoSweetSpot and no markup set for cost centre {:?}; cost used",
+                        consignment.connote,
+                        centre.unwrap_or_default()
+                    )),
+                ),
+                (None, _) => (None, None),
+            }
+        }
+    }
+}
+
+/// Adds tax at the order's rate when its prices include tax, then rounds to cents.
+pub fn with_order_tax(ex_tax: Decimal, order: &SalesOrder) -> Decimal {
+    let gross = match order.tax_status {
+        TaxStatus::Incl => {
+            let rate = order.tax_rate.unwrap_or_default();
+            ex_tax * (Decimal::ONE_HUNDRED + rate) / Decimal::ONE_HUNDRED
+        }
+        _ => ex_tax,
+    };
+    round_cents(gross)
+}
+
+fn tracking_codes(existing: Option<&str>) -> Vec<String> {
+    existing
+        .unwrap_or("")
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Plans the write-back of `new` consignments to one order.
+pub fn plan_order(
+    order: &SalesOrder,
+    record: Option<&OrderRecord>,
+    new: &[NewConsignment],
+    settings: &IntegrationSettings,
+) -> OrderPlan {
+    let wb = &settings.write_back;
+    let mut update = SalesOrderUpdate {
+        id: order.id,
+        ..SalesOrderUpdate::default()
+    };
+    let mut notes = Vec::new();
+    let mut effects: Vec<ConsignmentEffect> = new
+        .iter()
+        .map(|c| ConsignmentEffect {
+            connote: c.connote.clone(),
+            carrier: c.shipment.as_ref().and_then(|s| s.carrier.clone()),
+            tracking_url: c
+                .tracking_url
+                .clone()
+                .or_else(|| c.shipment.as_ref().and_then(|s| s.tracking.clone())),
+            created_utc: c
+                .created_utc
+                .or_else(|| c.shipment.as_ref().and_then(|s| s.created_utc)),
+            tracking_written: false,
+            freight_ex_tax: None,
+        })
+        .collect();
+    let mut dispatches = false;
+
+    if wb.send_ticket_number {
+        // Dispatch once: the first consignment's creation time.
+        if order.dispatched_date.is_none() {
+            let when = effects
+                .iter()
+                .filter_map(|e| e.created_utc)
+                .min()
+                .unwrap_or_else(Utc::now);
+            update.dispatched_date = Some(when);
+            update.stage = Some("Dispatched".into());
+            dispatches = true;
+        }
+        // Connotes joined within CIN7's limit.
+        let mut codes = tracking_codes(order.tracking_code.as_deref());
+        let existing = codes.len();
+        for e in &effects {
+            if !codes.contains(&e.connote) {
+                codes.push(e.connote.clone());
+            }
+        }
+        let mut joined = String::new();
+        let mut added = false;
+        for (i, code) in codes.iter().enumerate() {
+            let next = if joined.is_empty() {
+                code.clone()
+            } else {
+                format!("{joined},{code}")
+            };
+            if next.chars().count() > TRACKING_CODE_MAX {
+                notes.push(format!(
+                    "trackingCode is full ({TRACKING_CODE_MAX} characters): {code} not added"
+                ));
+                continue;
+            }
+            joined = next;
+            added |= i >= existing;
+        }
+        if added {
+            update.tracking_code = Some(joined);
+        }
+        if order
+            .logistics_carrier
+            .as_deref()
+            .is_none_or(|c| c.trim().is_empty())
+            && let Some(carrier) = effects.iter().find_map(|e| e.carrier.clone())
+        {
+            update.logistics_carrier = Some(carrier);
+        }
+        let urls: Vec<String> = effects
+            .iter()
+            .filter_map(|e| e.tracking_url.clone())
+            .collect();
+        match &wb.tracking_url_field {
+            TrackingUrlField::InternalComments => {
+                let existing = order.internal_comments.clone().unwrap_or_default();
+                let mut text = existing.clone();
+                for url in &urls {
+                    if !text.lines().any(|l| l.trim() == url) {
+                        if !text.is_empty() && !text.ends_with('\n') {
+                            text.push('\n');
+                        }
+                        text.push_str(url);
+                    }
+                }
+                if text != existing {
+                    update.internal_comments = Some(text);
+                }
+            }
+            TrackingUrlField::CustomField(key) => {
+                let existing = order
+                    .custom_fields
+                    .get(key)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string();
+                let mut text = existing.clone();
+                for url in &urls {
+                    if !text.split_whitespace().any(|w| w == url) {
+                        if !text.is_empty() {
+                            text.push(' ');
+                        }
+                        text.push_str(url);
+                    }
+                }
+                if text != existing {
+                    update.custom_fields = Some(BTreeMap::from([(key.clone(), text)]));
+                }
+            }
+        }
+        for e in &mut effects {
+            e.tracking_written = true;
+        }
+    }
+
+    if wb.freight != FreightMode::Off {
+        let earlier: Decimal = record
+            .map(|r| r.consignments.iter().filter_map(|c| c.freight_added).sum())
+            .unwrap_or_default();
+        let already_counted = |connote: &str| {
+            record.is_some_and(|r| {
+                r.consignments
+                    .iter()
+                    .any(|c| c.connote == connote && c.freight_added.is_some())
+            })
+        };
+        let mut this_batch = Decimal::ZERO;
+        let mut any = false;
+        for (c, e) in new.iter().zip(effects.iter_mut()) {
+            if already_counted(&c.connote) {
+                continue;
+            }
+            let (amount, note) = consignment_freight(wb.freight, c, settings);
+            notes.extend(note);
+            if let Some(amount) = amount {
+                e.freight_ex_tax = Some(amount);
+                this_batch += amount;
+                any = true;
+            } else {
+                notes.push(format!(
+                    "{}: GoSweetSpot gave no cost; freight not written",
+                    c.connote
+                ));
+            }
+        }
+        if any {
+            let ours_before = with_order_tax(earlier, order);
+            let target = with_order_tax(earlier + this_batch, order);
+            let current = order.freight_total.unwrap_or_default();
+            let ours = current.is_zero() || (earlier > Decimal::ZERO && current == ours_before);
+            if current == target {
+                // Already written (a retry after the PUT committed): nothing to send.
+            } else if ours || wb.overwrite_existing_freight {
+                update.freight_total = Some(target);
+            } else {
+                notes.push(format!(
+                    "freightTotal {current} was already set on the order; left alone (write_back.overwrite_existing_freight is off)"
+                ));
+                for e in &mut effects {
+                    e.freight_ex_tax = None;
+                }
+            }
+        }
+    }
+
+    let changes = update
+        != SalesOrderUpdate {
+            id: order.id,
+            ..SalesOrderUpdate::default()
+        };
+    OrderPlan {
+        update: changes.then_some(update),
+        effects,
+        dispatches,
+        notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gss::model::ShipmentItem;
+    use crate::store::{ConsignmentRecord, OrderState};
+    use rust_decimal_macros::dec;
+    use serde_json::json;
+
+    fn settings(write_back: serde_json::Value) -> IntegrationSettings {
+        IntegrationSettings::from_json(
+            &json!({
+                "id": "acme",
+                "cin7": {"api_username": "u", "api_key": "k"},
+                "gss": {"site_id": "1", "access_key": "k", "support_email": "a@b.nz"},
+                "webhook": {"secret": "s"},
+                "write_back": write_back
+            })
+            .to_string(),
+        )
+        .unwrap()
+    }
+
+    fn order(tax: TaxStatus) -> SalesOrder {
+        SalesOrder {
+            id: 7,
+            tax_status: tax,
+            tax_rate: Some(dec!(15)),
+            freight_total: Some(Decimal::ZERO),
+            internal_comments: Some("Shopify order 5512345678".into()),
+            ..Default::default()
+        }
+    }
+
+    fn consignment(connote: &str, cost: Decimal, marked: Option<Decimal>) -> NewConsignment {
+        NewConsignment {
+            connote: connote.into(),
+            tracking_url: Some(format!("https://gosweetspot.com/track/4180-{connote}")),
+            created_utc: Some(Utc.with_ymd_and_hms(2026, 11, 27, 1, 2, 3).unwrap()),
+            shipment: Some(Shipment {
+                consignment_no: Some(connote.into()),
+                total_cost: Some(cost),
+                carrier: Some("Post Haste".into()),
+                cost_centre: Some("Online".into()),
+                items: vec![ShipmentItem {
+                    charge_line_total: Some(cost),
+                    charge_marked_up_line_total: marked,
+                }],
+                ..Default::default()
+            }),
+            webhook_cost: Some(cost),
+        }
+    }
+
+    use chrono::TimeZone;
+
+    #[test]
+    fn ticket_number_dispatches_with_connote_carrier_and_url() {
+        let s = settings(json!({"send_ticket_number": true}));
+        let plan = plan_order(
+            &order(TaxStatus::Incl),
+            None,
+            &[consignment("SSPOT1", dec!(8.50), None)],
+            &s,
+        );
+        let u = plan.update.unwrap();
+        assert!(plan.dispatches);
+        assert_eq!(u.stage.as_deref(), Some("Dispatched"));
+        assert_eq!(
+            u.dispatched_date,
+            Some(Utc.with_ymd_and_hms(2026, 11, 27, 1, 2, 3).unwrap())
+        );
+        assert_eq!(u.tracking_code.as_deref(), Some("SSPOT1"));
+        assert_eq!(u.logistics_carrier.as_deref(), Some("Post Haste"));
+        assert_eq!(
+            u.internal_comments.as_deref(),
+            Some("Shopify order 5512345678\nhttps://gosweetspot.com/track/4180-SSPOT1")
+        );
+        assert_eq!(u.freight_total, None, "freight off by default");
+    }
+
+    #[test]
+    fn nothing_is_written_when_every_setting_is_off() {
+        let s = settings(json!({}));
+        let plan = plan_order(
+            &order(TaxStatus::Incl),
+            None,
+            &[consignment("SSPOT1", dec!(8.50), None)],
+            &s,
+        );
+        assert_eq!(plan.update, None);
+    }
+
+    #[test]
+    fn an_existing_carrier_and_url_are_kept_and_not_duplicated() {
+        let s = settings(json!({"send_ticket_number": true}));
+        let mut o = order(TaxStatus::Incl);
+        o.logistics_carrier = Some("NZ Post".into());
+        o.internal_comments = Some("note\nhttps://gosweetspot.com/track/4180-SSPOT1".into());
+        o.tracking_code = Some("SSPOT1".into());
+        o.dispatched_date = Some(Utc::now());
+        let plan = plan_order(&o, None, &[consignment("SSPOT1", dec!(8.50), None)], &s);
+        assert_eq!(plan.update, None, "already written: a retry sends nothing");
+    }
+
+    #[test]
+    fn tracking_url_in_a_custom_field() {
+        let s = settings(
+            json!({"send_ticket_number": true, "tracking_url_field": "customFields.orders_1000"}),
+        );
+        let plan = plan_order(
+            &order(TaxStatus::Excl),
+            None,
+            &[consignment("SSPOT1", dec!(8.50), None)],
+            &s,
+        );
+        let u = plan.update.unwrap();
+        assert_eq!(u.internal_comments, None);
+        assert_eq!(
+            u.custom_fields.unwrap()["orders_1000"],
+            "https://gosweetspot.com/track/4180-SSPOT1"
+        );
+    }
+
+    #[test]
+    fn freight_cost_with_and_without_tax() {
+        let s = settings(json!({"freight": "cost"}));
+        let incl = plan_order(
+            &order(TaxStatus::Incl),
+            None,
+            &[consignment("C1", dec!(8.50), None)],
+            &s,
+        );
+        assert_eq!(
+            incl.update.unwrap().freight_total,
+            Some(dec!(9.78)),
+            "8.50 × 1.15 = 9.775 → 9.78"
+        );
+        let excl = plan_order(
+            &order(TaxStatus::Excl),
+            None,
+            &[consignment("C1", dec!(8.50), None)],
+            &s,
+        );
+        assert_eq!(excl.update.unwrap().freight_total, Some(dec!(8.50)));
+    }
+
+    #[test]
+    fn marked_up_freight_from_gss_or_the_fallback_markup() {
+        let s = settings(json!({"freight": "marked_up",
+            "markup_by_cost_centre": {"Online": {"percent": "12.5"}}}));
+        let gss = plan_order(
+            &order(TaxStatus::Excl),
+            None,
+            &[consignment("C1", dec!(8.50), Some(dec!(9.35)))],
+            &s,
+        );
+        assert_eq!(gss.update.unwrap().freight_total, Some(dec!(9.35)));
+        // No marked-up figure: 4.07 × 1.125 = 4.57875 → 4.58 ex tax; incl 15 %: 5.2655625 → 5.27.
+        let excl = plan_order(
+            &order(TaxStatus::Excl),
+            None,
+            &[consignment("C1", dec!(4.07), None)],
+            &s,
+        );
+        assert_eq!(excl.update.unwrap().freight_total, Some(dec!(4.58)));
+        assert!(excl.notes[0].contains("applied 12.5%"));
+        let incl = plan_order(
+            &order(TaxStatus::Incl),
+            None,
+            &[consignment("C1", dec!(4.07), None)],
+            &s,
+        );
+        assert_eq!(incl.update.unwrap().freight_total, Some(dec!(5.27)));
+        let fixed = settings(json!({"freight": "marked_up",
+            "markup_by_cost_centre": {"Online": {"fixed": "2.50"}}}));
+        let plan = plan_order(
+            &order(TaxStatus::Excl),
+            None,
+            &[consignment("C1", dec!(4.07), None)],
+            &fixed,
+        );
+        assert_eq!(plan.update.unwrap().freight_total, Some(dec!(6.57)));
+        assert_eq!(round_cents(dec!(0.005)), dec!(0.01));
+        assert_eq!(round_cents(dec!(-0.005)), dec!(-0.01));
+    }
+
+    #[test]
+    fn existing_freight_is_left_alone_unless_overwriting() {
+        let mut o = order(TaxStatus::Excl);
+        o.freight_total = Some(dec!(7.50));
+        let keep = settings(json!({"freight": "cost"}));
+        let plan = plan_order(&o, None, &[consignment("C1", dec!(8.50), None)], &keep);
+        assert_eq!(plan.update, None);
+        assert!(
+            plan.notes.iter().any(|n| n.contains("left alone")),
+            "{:?}",
+            plan.notes
+        );
+        assert_eq!(
+            plan.effects[0].freight_ex_tax, None,
+            "the record says none was added"
+        );
+        let overwrite = settings(json!({"freight": "cost", "overwrite_existing_freight": true}));
+        let plan = plan_order(&o, None, &[consignment("C1", dec!(8.50), None)], &overwrite);
+        assert_eq!(plan.update.unwrap().freight_total, Some(dec!(8.50)));
+    }
+
+    #[test]
+    fn a_split_shipment_adds_each_consignment_once() {
+        let s = settings(json!({"send_ticket_number": true, "freight": "cost"}));
+        let mut o = order(TaxStatus::Incl);
+        let first = plan_order(&o, None, &[consignment("C1", dec!(8.50), None)], &s);
+        assert_eq!(
+            first.update.as_ref().unwrap().freight_total,
+            Some(dec!(9.78))
+        );
+        // CIN7 after the first write-back, and our record of it.
+        o.freight_total = Some(dec!(9.78));
+        o.logistics_carrier = Some("Post Haste".into());
+        o.dispatched_date = Some(Utc::now());
+        o.tracking_code = Some("C1".into());
+        o.internal_comments =
+            Some("Shopify order 5512345678\nhttps://gosweetspot.com/track/4180-C1".into());
+        let mut record = OrderRecord::new(7, OrderState::Dispatched, "dispatched", Utc::now());
+        record.consignments.push(ConsignmentRecord {
+            connote: "C1".into(),
+            freight_added: Some(dec!(8.50)),
+            tracking_written: true,
+            ..Default::default()
+        });
+        let second = plan_order(
+            &o,
+            Some(&record),
+            &[consignment("C2", dec!(5.00), None)],
+            &s,
+        );
+        let u = second.update.unwrap();
+        assert!(!second.dispatches, "dispatched once");
+        assert_eq!(u.dispatched_date, None);
+        assert_eq!(u.tracking_code.as_deref(), Some("C1,C2"));
+        assert_eq!(
+            u.freight_total,
+            Some(dec!(15.53)),
+            "(8.50 + 5.00) × 1.15 = 15.525 → 15.53"
+        );
+        assert!(
+            u.internal_comments
+                .unwrap()
+                .ends_with("4180-C1\nhttps://gosweetspot.com/track/4180-C2")
+        );
+        // The second one again (redelivered after it committed): nothing more.
+        o.freight_total = Some(dec!(15.53));
+        o.tracking_code = Some("C1,C2".into());
+        o.internal_comments = Some(
+            "x\nhttps://gosweetspot.com/track/4180-C1\nhttps://gosweetspot.com/track/4180-C2"
+                .into(),
+        );
+        let again = plan_order(
+            &o,
+            Some(&record),
+            &[consignment("C2", dec!(5.00), None)],
+            &s,
+        );
+        assert_eq!(again.update, None);
+    }
+
+    #[test]
+    fn tracking_codes_stay_within_fifty_characters() {
+        let s = settings(json!({"send_ticket_number": true}));
+        let mut o = order(TaxStatus::Excl);
+        o.tracking_code = Some("AAAAAAAAAAAAAAAAAAAA,BBBBBBBBBBBBBBBBBBBB".into());
+        o.dispatched_date = Some(Utc::now());
+        let plan = plan_order(&o, None, &[consignment("CCCCCCCCCCCC", dec!(1), None)], &s);
+        assert_eq!(
+            plan.update.as_ref().and_then(|u| u.tracking_code.clone()),
+            None
+        );
+        assert!(plan.notes[0].contains("trackingCode is full"));
+    }
+}
