@@ -64,6 +64,7 @@ impl Cin7Sandbox {
         let router = Router::new()
             .route("/api/v1/SalesOrders", get(list).put(update))
             .route("/api/v1/SalesOrders/{id}", get(get_one))
+            .route("/shopify/update-order-status", get(shopify_trigger))
             .with_state(state.clone());
         let running = harness::serve(router, harness).await?;
         Ok(Self { state, running })
@@ -72,6 +73,14 @@ impl Cin7Sandbox {
     /// The base URL to configure as `cin7.base_url` (ends in `/api`).
     pub fn base_url(&self) -> String {
         format!("http://{}/api", self.running.addr)
+    }
+
+    /// A Shopify trigger link template pointing at this sandbox (`{id}`, `{order_id}`).
+    pub fn shopify_template(&self) -> String {
+        format!(
+            "http://{}/shopify/update-order-status?idCustomerAppsLink={{id}}&OrderId={{order_id}}",
+            self.running.addr
+        )
     }
 
     /// Recording, faults and rate limits.
@@ -256,6 +265,16 @@ fn project(order: Value, fields: Option<&[String]>) -> Value {
                 .collect(),
         ),
         (order, _) => order,
+    }
+}
+
+/// Stands in for CIN7's Shopify "update order status" link (its real form is not documented):
+/// answers 200 and is recorded like every request.
+async fn shopify_trigger(Query(params): Query<HashMap<String, String>>) -> Response {
+    if params.contains_key("idCustomerAppsLink") {
+        Json(json!({"message": "Order status update queued"})).into_response()
+    } else {
+        error(StatusCode::BAD_REQUEST, "idCustomerAppsLink is required")
     }
 }
 

@@ -267,3 +267,183 @@ pub fn sandbox_secrets() -> MapSecrets {
         .collect(),
     )
 }
+
+/// The write-back wired to sandboxes, a SQLite store and the handler's configuration.
+pub struct WriteBackRig {
+    pub cin7: Cin7Sandbox,
+    pub gss: GssSandbox,
+    pub store: shared::store::Store,
+    pub clients: shared::app::ClientCache,
+    pub shopify: shared::writeback::run::HttpShopifyTrigger,
+    pub config: shared::writeback::handler::WriteBackConfig,
+    next_message: std::sync::atomic::AtomicU64,
+}
+
+impl WriteBackRig {
+    /// Sandboxes and a SQLite store in a temp directory.
+    pub async fn new() -> Self {
+        let path = tempfile::tempdir()
+            .expect("tempdir")
+            .keep()
+            .join("store.sqlite3");
+        Self::with_table(Arc::new(
+            shared::store::sqlite::SqliteTable::open(&path).expect("store"),
+        ))
+        .await
+    }
+
+    /// The same over any table.
+    pub async fn with_table(table: Arc<dyn shared::store::Table>) -> Self {
+        let cin7 = Cin7Sandbox::start(CIN7_USER, CIN7_KEY)
+            .await
+            .expect("cin7 sandbox");
+        let gss = GssSandbox::start(GSS_SITE, GSS_KEY)
+            .await
+            .expect("gss sandbox");
+        let store = shared::store::Store::new(table, Arc::new(shared::clock::SystemClock));
+        let clients = shared::app::ClientCache::new(
+            store.clone(),
+            Arc::new(sandbox_secrets()),
+            shared::app::Cin7Pacing::InProcess,
+        )
+        .with_http(Duration::from_secs(5), fast_retry(3));
+        let config = shared::writeback::handler::WriteBackConfig {
+            shopify_template: cin7.shopify_template(),
+            claim_hold: Duration::from_secs(60),
+            max_receives: 5,
+            owner: unique_name("worker"),
+        };
+        Self {
+            cin7,
+            gss,
+            store,
+            clients,
+            shopify: shared::writeback::run::HttpShopifyTrigger::new(Duration::from_secs(5))
+                .expect("http client"),
+            config,
+            next_message: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    /// Saves an integration whose write-back settings are `write_back` (JSON).
+    pub async fn integration(
+        &self,
+        id: &str,
+        write_back: Value,
+    ) -> shared::settings::IntegrationSettings {
+        let mut settings = sandbox_settings(id, &self.cin7, &self.gss);
+        settings.write_back = serde_json::from_value(write_back).expect("write-back settings");
+        self.store
+            .put_integration(&settings)
+            .await
+            .expect("valid settings");
+        settings
+    }
+
+    /// An order in CIN7, published in GoSweetSpot (and recorded so), ticketed: the job the
+    /// webhook would queue for it.
+    pub async fn ticketed(
+        &self,
+        integration: &str,
+        cin7_order: Value,
+        ticket: sandbox::Ticket,
+    ) -> shared::jobs::WriteBackJob {
+        let id = cin7_order["id"].as_i64().expect("order id");
+        let slip = cin7_order["reference"]
+            .as_str()
+            .expect("reference")
+            .to_string();
+        self.cin7.put_order(cin7_order);
+        let gss = gss_client(&self.gss, GSS_KEY, unlimited(), fast_retry(3));
+        if self.gss.order(&slip).is_none() {
+            let order = shared::gss::model::CustomerOrder {
+                packingslipno: slip.clone(),
+                consignee: "Aroha Smith".into(),
+                country: "NZ".into(),
+                costcentre: Some("Online".into()),
+                ..Default::default()
+            };
+            gss.put_customer_orders(&[order]).await.expect("published");
+            let mut record = shared::store::OrderRecord::new(
+                id,
+                shared::store::OrderState::Published,
+                "published",
+                Utc::now(),
+            );
+            record.packing_slip = Some(slip.clone());
+            record.reference = Some(slip.clone());
+            self.store
+                .save_order(integration, &mut record)
+                .await
+                .expect("record");
+        }
+        self.job_for(
+            integration,
+            id,
+            &slip,
+            self.gss.ticket(&slip, ticket).await.expect("ticketed"),
+        )
+    }
+
+    /// The job for a shipment.
+    pub fn job_for(
+        &self,
+        integration: &str,
+        cin7_id: i64,
+        slip: &str,
+        s: shared::gss::model::Shipment,
+    ) -> shared::jobs::WriteBackJob {
+        shared::jobs::WriteBackJob {
+            integration_id: integration.into(),
+            connote: s.consignment_no.unwrap_or_default(),
+            packing_slip: slip.into(),
+            cin7_id,
+            reference: Some(slip.into()),
+            tracking_url: s.tracking,
+            total_cost: s.total_cost,
+            created_utc: s.created_utc,
+            manual_ticket: false,
+        }
+    }
+
+    /// Messages for jobs, as a queue would deliver them (`receive_count` given).
+    pub fn messages(
+        &self,
+        jobs: &[shared::jobs::WriteBackJob],
+        receive_count: u32,
+    ) -> Vec<shared::writeback::handler::QueuedJob> {
+        jobs.iter()
+            .map(|j| shared::writeback::handler::QueuedJob {
+                message_id: format!(
+                    "m{}",
+                    self.next_message
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                ),
+                body: j.to_body().expect("job body"),
+                receive_count,
+            })
+            .collect()
+    }
+
+    /// Runs the handler on a batch; returns the failed message ids.
+    pub async fn run(&self, batch: Vec<shared::writeback::handler::QueuedJob>) -> Vec<String> {
+        shared::writeback::handler::handle(
+            batch,
+            &self.store,
+            &self.clients,
+            &self.shopify,
+            &self.config,
+        )
+        .await
+    }
+
+    /// CIN7 PUTs so far.
+    pub fn cin7_puts(&self) -> usize {
+        self.cin7.harness().count("PUT", "/api/v1/SalesOrders")
+    }
+
+    /// Shopify trigger calls so far.
+    pub fn shopify_calls(&self) -> usize {
+        self.cin7.harness().count("GET", "/shopify/")
+    }
+}

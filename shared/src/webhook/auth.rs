@@ -63,8 +63,7 @@ pub fn signature_matches(secret: &[u8], body: &[u8], signature: &str) -> bool {
 /// but a literal `+` stays a `+` (a Base64 signature may carry one unencoded). Empty segments
 /// are skipped; a segment without `=` is a parameter with an empty value.
 pub fn parse_query(raw: &str) -> Vec<(String, String)> {
-    let decode =
-        |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let decode = percent_decode;
     raw.split('&')
         .filter(|segment| !segment.is_empty())
         .map(|segment| {
@@ -72,6 +71,13 @@ pub fn parse_query(raw: &str) -> Vec<(String, String)> {
             (decode(name), decode(value))
         })
         .collect()
+}
+
+/// Decodes percent-escapes (invalid UTF-8 becomes U+FFFD); `+` is left alone.
+pub fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The names of the query parameters, for a log line: at most 10, each cut to 64 characters

@@ -1,1 +1,21 @@
-//! placeholder
+//! The consignment webhook: GoSweetSpot posts shipments (consignments) when they are created,
+//! picked up and delivered; each newly seen consignment of an order we published becomes one
+//! write-back job on the queue.
+//!
+//! - [`parse`]: the body (a list of up to 50 shipments, one shipment, or the legacy stringified
+//!   form) into typed shipments, with the event inferred (pure).
+//! - [`auth`]: which query parameter carries the signature, and the constant-time check (pure).
+//! - [`accept`]: the use-case: ignore, de-duplicate, queue, mark seen, audit.
+//! - [`http`]: the endpoint's statuses and JSON bodies, for the Lambda and a local listener.
+
+pub mod accept;
+pub mod auth;
+pub mod http;
+pub mod parse;
+
+pub use accept::{AcceptDeps, AcceptError, DeliverySummary, IgnoreReason, accept_delivery};
+pub use auth::{SignatureRefusal, parse_query};
+pub use http::{
+    MAX_BODY_BYTES, STATUS_CODES, WebhookDeps, WebhookRequest, WebhookResponse, handle,
+};
+pub use parse::{MAX_SHIPMENTS, ParseError, WebhookEvent, WebhookShipment, parse_delivery};

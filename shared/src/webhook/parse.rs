@@ -71,7 +71,9 @@ pub enum ParseError {
     #[error("the body is not valid JSON: {0}")]
     Json(String),
     /// JSON, but neither a list of shipments nor one shipment.
-    #[error("expected a list of shipments, one shipment object, or a JSON string holding them; got {0}")]
+    #[error(
+        "expected a list of shipments, one shipment object, or a JSON string holding them; got {0}"
+    )]
     Shape(&'static str),
     /// More shipments than GoSweetSpot ever sends in one delivery.
     #[error("{0} shipments in one delivery; at most {MAX_SHIPMENTS} are accepted")]
@@ -95,9 +97,8 @@ pub fn parse_delivery(body: &[u8]) -> Result<Vec<WebhookShipment>, ParseError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
     // The legacy form: stringified JSON, decoded once more (and only once).
     let value = match value {
-        Value::String(inner) => {
-            serde_json::from_str(&inner).map_err(|e| ParseError::Json(format!("legacy body: {e}")))?
-        }
+        Value::String(inner) => serde_json::from_str(&inner)
+            .map_err(|e| ParseError::Json(format!("legacy body: {e}")))?,
         other => other,
     };
     let items = match value {
@@ -183,14 +184,16 @@ mod tests {
 
     #[test]
     fn one_object_legacy_strings_and_any_key_case() {
-        let object = r#"{"consignmentno":"A1","PACKINGSLIPNO":"P1","Picked":"2016-04-06T13:40:51"}"#;
+        let object =
+            r#"{"consignmentno":"A1","PACKINGSLIPNO":"P1","Picked":"2016-04-06T13:40:51"}"#;
         let one = parse_delivery(object.as_bytes()).unwrap();
         assert_eq!(one[0].connote, "A1");
         assert_eq!(one[0].event, WebhookEvent::Picked);
         let legacy = serde_json::to_string(CREATED).unwrap();
         let from_legacy = parse_delivery(legacy.as_bytes()).unwrap();
         assert_eq!(from_legacy, parse_delivery(CREATED.as_bytes()).unwrap());
-        let delivered = r#"[{"Consignment_No":" A2 ","PackingSlipNo":7,"Picked":"x","Delivered":"y"}]"#;
+        let delivered =
+            r#"[{"Consignment_No":" A2 ","PackingSlipNo":7,"Picked":"x","Delivered":"y"}]"#;
         let d = parse_delivery(delivered.as_bytes()).unwrap();
         assert_eq!(d[0].connote, "A2");
         assert_eq!(d[0].packing_slip, "7");
@@ -224,7 +227,10 @@ mod tests {
             parse_delivery(body.as_bytes()).unwrap_err().to_string(),
             "shipment 1: expected an object, got a number"
         );
-        let long = format!(r#"{{"ConsignmentNo":"{}","PackingSlipNo":"P"}}"#, "X".repeat(201));
+        let long = format!(
+            r#"{{"ConsignmentNo":"{}","PackingSlipNo":"P"}}"#,
+            "X".repeat(201)
+        );
         assert!(matches!(
             parse_delivery(long.as_bytes()).unwrap_err(),
             ParseError::TooLong { index: 0, .. }

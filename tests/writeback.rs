@@ -1,0 +1,463 @@
+//! The write-back against the sandboxes: what lands in CIN7 for every setting of the seed,
+//! money, split shipments, duplicates, CIN7's 500-after-commit, faults and redelivery, and the
+//! call budget of a batch.
+
+use chrono::{TimeZone, Utc};
+use integration_tests::*;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use sandbox::{FaultKind, Matcher, Method, Ticket};
+use serde_json::{Value, json};
+use shared::jobs::WriteBackJob;
+use shared::store::OrderState;
+
+fn cin7_order(id: i64, tax: &str, freight: Decimal) -> Value {
+    let mut o = order(
+        id,
+        &format!("SO-{id}"),
+        Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap(),
+    );
+    o["taxStatus"] = json!(tax);
+    o["freightTotal"] = json!(freight.to_string().parse::<f64>().unwrap());
+    o
+}
+
+fn ticket(cost: Decimal) -> Ticket {
+    Ticket {
+        cost,
+        carrier: "Post Haste".into(),
+    }
+}
+
+fn freight_of(o: &Value) -> Decimal {
+    Decimal::from_str_exact(&o["freightTotal"].to_string()).unwrap()
+}
+
+#[tokio::test]
+async fn dispatch_tracking_freight_and_shopify_land_in_cin7() {
+    let rig = WriteBackRig::new().await;
+    rig.gss.set_markup("Online", dec!(10));
+    rig.integration("acme", json!({
+        "send_ticket_number": true, "freight": "marked_up", "shopify_trigger":
+        "https://go.cin7.com/Cloud/TransactionEntry/TransactionEntry.aspx?idCustomerAppsLink=800541&OrderId=1"
+    })).await;
+    let job = rig
+        .ticketed(
+            "acme",
+            cin7_order(1, "Incl", Decimal::ZERO),
+            ticket(dec!(8.50)),
+        )
+        .await;
+    assert!(rig.run(rig.messages(&[job.clone()], 1)).await.is_empty());
+
+    let o = rig.cin7.order(1).unwrap();
+    assert_eq!(o["stage"], "Dispatched");
+    assert!(o["dispatchedDate"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(o["trackingCode"], job.connote.as_str());
+    assert_eq!(o["logisticsCarrier"], "Post Haste");
+    let url = job.tracking_url.clone().unwrap();
+    assert_eq!(o["internalComments"], format!("Shopify order\n{url}"));
+    // Marked up by GoSweetSpot: 8.50 × 1.10 = 9.35, plus 15 % GST (Incl) = 10.7525 → 10.75.
+    assert_eq!(freight_of(&o), dec!(10.75));
+    assert_eq!(rig.shopify_calls(), 1);
+    let trigger = rig
+        .cin7
+        .harness()
+        .records()
+        .into_iter()
+        .find(|r| r.path.starts_with("/shopify/"))
+        .unwrap();
+    assert!(
+        trigger.query.contains("idCustomerAppsLink=800541") && trigger.query.contains("OrderId=1"),
+        "{}",
+        trigger.query
+    );
+    let record = rig.store.get_order("acme", 1).await.unwrap().unwrap();
+    assert_eq!(record.state, OrderState::Dispatched);
+    assert_eq!(record.consignments.len(), 1);
+    assert_eq!(record.consignments[0].freight_added, Some(dec!(9.35)));
+    assert!(
+        record
+            .history
+            .iter()
+            .any(|t| t.reason == "shopify_triggered")
+    );
+}
+
+#[tokio::test]
+async fn every_settings_combination_of_the_seed() {
+    let rig = WriteBackRig::new().await;
+    rig.gss.set_markup("Online", dec!(20));
+    let mut id = 100;
+    for ticket_on in [false, true] {
+        for freight in ["off", "cost", "marked_up"] {
+            for overwrite in [false, true] {
+                for field in ["internalComments", "customFields.orders_1000"] {
+                    for shopify in [false, true] {
+                        if shopify && !ticket_on {
+                            continue; // refused by validation: the trigger needs a dispatch
+                        }
+                        id += 1;
+                        let integration = format!("combo-{id}");
+                        let mut wb = json!({"send_ticket_number": ticket_on, "freight": freight,
+                            "overwrite_existing_freight": overwrite, "tracking_url_field": field});
+                        if shopify {
+                            wb["shopify_trigger"] = json!("800541");
+                        }
+                        rig.integration(&integration, wb).await;
+                        let shopify_before = rig.shopify_calls();
+                        // An order that already carries a 7.50 shipping charge.
+                        let job = rig
+                            .ticketed(
+                                &integration,
+                                cin7_order(id, "Excl", dec!(7.50)),
+                                ticket(dec!(10.00)),
+                            )
+                            .await;
+                        assert!(rig.run(rig.messages(&[job.clone()], 1)).await.is_empty());
+                        let o = rig.cin7.order(id).unwrap();
+                        let case = format!(
+                            "ticket={ticket_on} freight={freight} overwrite={overwrite} field={field} shopify={shopify}"
+                        );
+                        let url = job.tracking_url.clone().unwrap();
+                        if ticket_on {
+                            assert_eq!(o["stage"], "Dispatched", "{case}");
+                            assert_eq!(o["trackingCode"], job.connote.as_str(), "{case}");
+                            assert_eq!(o["logisticsCarrier"], "Post Haste", "{case}");
+                            if field == "internalComments" {
+                                assert!(
+                                    o["internalComments"].as_str().unwrap().ends_with(&url),
+                                    "{case}"
+                                );
+                            } else {
+                                assert_eq!(
+                                    o["customFields"]["orders_1000"],
+                                    url.as_str(),
+                                    "{case}"
+                                );
+                                assert_eq!(o["internalComments"], "Shopify order", "{case}");
+                            }
+                        } else {
+                            assert_eq!(o["stage"], "New", "{case}");
+                            assert!(o["trackingCode"].is_null(), "{case}");
+                            assert_eq!(o["internalComments"], "Shopify order", "{case}");
+                        }
+                        let expected = match (freight, overwrite) {
+                            ("off", _) | (_, false) => dec!(7.50),
+                            ("cost", true) => dec!(10.00),
+                            (_, true) => dec!(12.00),
+                        };
+                        assert_eq!(freight_of(&o), expected, "{case}");
+                        assert_eq!(
+                            rig.shopify_calls() - shopify_before,
+                            usize::from(shopify),
+                            "{case}"
+                        );
+                        if freight != "off" && !overwrite {
+                            let record = rig
+                                .store
+                                .get_order(&integration, id)
+                                .await
+                                .unwrap()
+                                .unwrap();
+                            let said = record
+                                .history
+                                .iter()
+                                .filter_map(|t| t.detail.clone())
+                                .collect::<Vec<_>>();
+                            assert!(
+                                said.iter().any(|d| d.contains("left alone")),
+                                "{case}: the record says why: {said:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_split_shipment_dispatches_once_and_adds_each_freight_once() {
+    let rig = WriteBackRig::new().await;
+    rig.integration(
+        "acme",
+        json!({"send_ticket_number": true, "freight": "cost"}),
+    )
+    .await;
+    let first = rig
+        .ticketed(
+            "acme",
+            cin7_order(1, "Incl", Decimal::ZERO),
+            ticket(dec!(8.50)),
+        )
+        .await;
+    let second = rig.job_for(
+        "acme",
+        1,
+        "SO-1",
+        rig.gss.ticket("SO-1", ticket(dec!(5.00))).await.unwrap(),
+    );
+    assert!(rig.run(rig.messages(&[first.clone()], 1)).await.is_empty());
+    let dispatched_at = rig.cin7.order(1).unwrap()["dispatchedDate"].clone();
+    assert!(rig.run(rig.messages(&[second.clone()], 1)).await.is_empty());
+    // And both again, redelivered.
+    assert!(
+        rig.run(rig.messages(&[first.clone(), second.clone()], 2))
+            .await
+            .is_empty()
+    );
+    let o = rig.cin7.order(1).unwrap();
+    assert_eq!(o["dispatchedDate"], dispatched_at, "dispatched once");
+    assert_eq!(
+        o["trackingCode"],
+        format!("{},{}", first.connote, second.connote)
+    );
+    let comments = o["internalComments"].as_str().unwrap();
+    assert!(comments.contains(first.tracking_url.as_deref().unwrap()));
+    assert!(comments.contains(second.tracking_url.as_deref().unwrap()));
+    assert_eq!(freight_of(&o), dec!(15.53), "(8.50 + 5.00) × 1.15");
+    assert_eq!(
+        rig.cin7_puts(),
+        2,
+        "one PUT per consignment, none for the redelivery"
+    );
+}
+
+#[tokio::test]
+async fn duplicates_in_one_batch_and_across_batches_change_cin7_once() {
+    let rig = WriteBackRig::new().await;
+    rig.integration(
+        "acme",
+        json!({"send_ticket_number": true, "freight": "cost"}),
+    )
+    .await;
+    let job = rig
+        .ticketed(
+            "acme",
+            cin7_order(1, "Excl", Decimal::ZERO),
+            ticket(dec!(8.50)),
+        )
+        .await;
+    let batch = rig.messages(&[job.clone(), job.clone(), job.clone()], 1);
+    assert!(rig.run(batch).await.is_empty());
+    assert!(rig.run(rig.messages(&[job.clone()], 1)).await.is_empty());
+    assert!(
+        rig.run(rig.messages(&[job.clone(), job.clone()], 3))
+            .await
+            .is_empty()
+    );
+    assert_eq!(rig.cin7_puts(), 1);
+    assert_eq!(freight_of(&rig.cin7.order(1).unwrap()), dec!(8.50));
+}
+
+#[tokio::test]
+async fn a_put_answered_500_after_committing_is_not_sent_again() {
+    let rig = WriteBackRig::new().await;
+    rig.integration(
+        "acme",
+        json!({"send_ticket_number": true, "freight": "cost"}),
+    )
+    .await;
+    let job = rig
+        .ticketed(
+            "acme",
+            cin7_order(1, "Excl", Decimal::ZERO),
+            ticket(dec!(8.50)),
+        )
+        .await;
+    rig.cin7
+        .harness()
+        .inject(Matcher::method(Method::PUT), FaultKind::CommitThen500, 1);
+    assert!(
+        rig.run(rig.messages(&[job.clone()], 1)).await.is_empty(),
+        "read back, found done"
+    );
+    assert_eq!(rig.cin7_puts(), 1);
+    let record = rig.store.get_order("acme", 1).await.unwrap().unwrap();
+    assert_eq!(record.state, OrderState::Dispatched);
+    assert_eq!(record.consignments[0].freight_added, Some(dec!(8.50)));
+    assert!(rig.run(rig.messages(&[job], 2)).await.is_empty());
+    assert_eq!(rig.cin7_puts(), 1);
+}
+
+#[tokio::test]
+async fn faults_fail_only_the_affected_messages_and_redelivery_completes() {
+    let rig = WriteBackRig::new().await;
+    rig.integration("acme", json!({"send_ticket_number": true}))
+        .await;
+    // A second integration on other sandboxes, whose CIN7 is failing.
+    let other = WriteBackRig::new().await;
+    let mut bolt = sandbox_settings("bolt", &other.cin7, &other.gss);
+    bolt.write_back.send_ticket_number = true;
+    rig.store.put_integration(&bolt).await.unwrap();
+    let a = rig
+        .ticketed(
+            "acme",
+            cin7_order(1, "Excl", Decimal::ZERO),
+            ticket(dec!(8.50)),
+        )
+        .await;
+    let mut b_order = cin7_order(2, "Excl", Decimal::ZERO);
+    b_order["reference"] = json!("SO-2");
+    other.cin7.put_order(b_order.clone());
+    let b = {
+        // Published and ticketed in the other GoSweetSpot sandbox, recorded in our store.
+        let gss = gss_client(&other.gss, GSS_KEY, unlimited(), fast_retry(3));
+        gss.put_customer_orders(&[shared::gss::model::CustomerOrder {
+            packingslipno: "SO-2".into(),
+            country: "NZ".into(),
+            ..Default::default()
+        }])
+        .await
+        .unwrap();
+        let mut record =
+            shared::store::OrderRecord::new(2, OrderState::Published, "published", Utc::now());
+        record.packing_slip = Some("SO-2".into());
+        rig.store.save_order("bolt", &mut record).await.unwrap();
+        rig.job_for(
+            "bolt",
+            2,
+            "SO-2",
+            other.gss.ticket("SO-2", ticket(dec!(5))).await.unwrap(),
+        )
+    };
+    other.cin7.harness().inject(
+        Matcher::any(),
+        FaultKind::Status {
+            status: 429,
+            retry_after: Some(0),
+        },
+        100,
+    );
+    let batch = rig.messages(&[a.clone(), b.clone()], 1);
+    let b_message = batch[1].message_id.clone();
+    let failed = rig.run(batch).await;
+    assert_eq!(failed, [b_message], "only the affected message fails");
+    assert_eq!(rig.cin7.order(1).unwrap()["stage"], "Dispatched");
+    let record = rig.store.get_order("bolt", 2).await.unwrap().unwrap();
+    assert!(record.last_error.unwrap().contains("429"));
+
+    // GoSweetSpot failing too now, for the redelivery: still fails, then recovers.
+    other.gss.harness().inject(
+        Matcher::any(),
+        FaultKind::Status {
+            status: 503,
+            retry_after: None,
+        },
+        3,
+    );
+    other.cin7.harness().clear_faults();
+    assert_eq!(rig.run(rig.messages(&[b.clone()], 2)).await.len(), 1);
+    assert!(
+        rig.run(rig.messages(&[b.clone()], 3)).await.is_empty(),
+        "redelivery completes"
+    );
+    assert_eq!(other.cin7.order(2).unwrap()["stage"], "Dispatched");
+
+    // A job that keeps failing is marked failed on its order at the redrive limit.
+    let c = rig
+        .ticketed(
+            "acme",
+            cin7_order(3, "Excl", Decimal::ZERO),
+            ticket(dec!(1)),
+        )
+        .await;
+    rig.gss.harness().inject(
+        Matcher::any(),
+        FaultKind::Status {
+            status: 500,
+            retry_after: None,
+        },
+        1000,
+    );
+    for attempt in 1..=5 {
+        assert_eq!(rig.run(rig.messages(&[c.clone()], attempt)).await.len(), 1);
+    }
+    let failed = rig
+        .store
+        .list_orders("acme", Some(OrderState::Failed))
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].reason, "write_back_exhausted");
+    assert!(failed[0].detail.clone().unwrap().contains("dead-letter"));
+}
+
+#[tokio::test]
+async fn permanent_failures_are_recorded_and_finished() {
+    let rig = WriteBackRig::new().await;
+    rig.integration("acme", json!({"send_ticket_number": true}))
+        .await;
+    let void = rig
+        .ticketed(
+            "acme",
+            cin7_order(1, "Excl", Decimal::ZERO),
+            ticket(dec!(1)),
+        )
+        .await;
+    rig.cin7.edit_order(1, |o| o["isVoid"] = json!(true));
+    let gone: WriteBackJob = WriteBackJob {
+        cin7_id: 404,
+        ..void.clone()
+    };
+    let gone = WriteBackJob {
+        connote: "SSPOT999999".into(),
+        ..gone
+    };
+    assert!(
+        rig.run(rig.messages(&[void, gone], 1)).await.is_empty(),
+        "finished, not retried"
+    );
+    let failed = rig
+        .store
+        .list_orders("acme", Some(OrderState::Failed))
+        .await
+        .unwrap();
+    let reasons: Vec<&str> = failed.iter().map(|r| r.reason.as_str()).collect();
+    assert_eq!(reasons, ["order_void", "order_not_found"]);
+}
+
+#[tokio::test]
+async fn a_batch_of_100_costs_one_shipment_read_and_one_put() {
+    let rig = WriteBackRig::new().await;
+    rig.integration(
+        "acme",
+        json!({"send_ticket_number": true, "freight": "cost"}),
+    )
+    .await;
+    let mut jobs = Vec::new();
+    for id in 1..=100 {
+        jobs.push(
+            rig.ticketed(
+                "acme",
+                cin7_order(id, "Incl", Decimal::ZERO),
+                ticket(dec!(8.50)),
+            )
+            .await,
+        );
+    }
+    rig.cin7.harness().clear_records();
+    rig.gss.harness().clear_records();
+    assert!(rig.run(rig.messages(&jobs, 1)).await.is_empty());
+    assert_eq!(rig.gss.harness().count("GET", "/api/shipments"), 1);
+    assert_eq!(rig.gss.harness().records().len(), 1);
+    assert_eq!(rig.cin7_puts(), 1);
+    assert_eq!(
+        rig.cin7.harness().count("GET", "/api/v1/SalesOrders"),
+        1,
+        "one read of the 100 orders"
+    );
+    let dispatched = rig
+        .store
+        .list_orders("acme", Some(OrderState::Dispatched))
+        .await
+        .unwrap();
+    assert_eq!(dispatched.len(), 100);
+    assert!(
+        rig.cin7
+            .orders()
+            .iter()
+            .all(|o| o["stage"] == "Dispatched" && freight_of(o) == dec!(9.78))
+    );
+}
