@@ -461,3 +461,45 @@ async fn a_batch_of_100_costs_one_shipment_read_and_one_put() {
             .all(|o| o["stage"] == "Dispatched" && freight_of(o) == dec!(9.78))
     );
 }
+
+#[tokio::test]
+async fn the_sqs_fixture_runs_with_a_partial_failure_for_the_unknown_integration() {
+    let path = format!(
+        "{}/../events/write-back-sqs.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let event: aws_lambda_events::sqs::SqsEvent =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let batch = shared::writeback::handler::from_sqs(event);
+    assert_eq!(batch.len(), 2);
+    assert_eq!(batch[1].receive_count, 2);
+    let rig = WriteBackRig::new().await;
+    rig.integration(
+        "acme",
+        json!({"send_ticket_number": true, "freight": "cost"}),
+    )
+    .await;
+    // The acme order of the fixture: SO-1, ticketed as SSPOT018668 (the sandbox's first).
+    let job = rig
+        .ticketed(
+            "acme",
+            cin7_order(1, "Excl", Decimal::ZERO),
+            ticket(dec!(8.50)),
+        )
+        .await;
+    assert_eq!(job.connote, "SSPOT018668");
+    let failed = rig.run(batch).await;
+    let response = shared::writeback::handler::sqs_response(failed);
+    let ids: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["6d9c1b1e-0002"],
+        "bolt is not configured here: only its message fails"
+    );
+    assert_eq!(rig.cin7.order(1).unwrap()["trackingCode"], "SSPOT018668");
+    assert_eq!(freight_of(&rig.cin7.order(1).unwrap()), dec!(8.50));
+}

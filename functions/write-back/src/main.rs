@@ -1,0 +1,61 @@
+//! `write-back`: wires the DynamoDB store, Secrets Manager, the per-integration clients and
+//! the Shopify trigger from a typed configuration read once at start-up, then hands each SQS
+//! batch to `shared::writeback::handler`, reporting partial batch failures.
+
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde::Deserialize;
+use shared::app::{Cin7Pacing, ClientCache, config_from_env};
+use shared::writeback::handler::{WriteBackConfig, from_sqs, handle, sqs_response};
+use shared::writeback::run::{DEFAULT_SHOPIFY_TEMPLATE, HttpShopifyTrigger};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Deserialize)]
+struct Config {
+    table_name: String,
+    #[serde(default = "default_max_receives")]
+    max_receive_count: u32,
+    #[serde(default = "default_template")]
+    shopify_trigger_url_template: String,
+    #[serde(default = "default_secrets_ttl")]
+    secrets_cache_seconds: u64,
+}
+
+fn default_max_receives() -> u32 {
+    5
+}
+fn default_template() -> String {
+    DEFAULT_SHOPIFY_TEMPLATE.into()
+}
+fn default_secrets_ttl() -> u64 {
+    300
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config: Config = config_from_env()?;
+    let sdk = shared::aws_config::sdk_config().await;
+    let store = shared::aws_config::dynamo_store(&sdk, &config.table_name);
+    let secrets = shared::aws_config::secrets_manager(
+        &sdk,
+        Duration::from_secs(config.secrets_cache_seconds),
+    );
+    let clients = ClientCache::new(store.clone(), Arc::new(secrets), Cin7Pacing::Shared);
+    let shopify = HttpShopifyTrigger::new(Duration::from_secs(10))?;
+    let write_back = WriteBackConfig {
+        shopify_template: config.shopify_trigger_url_template,
+        claim_hold: Duration::from_secs(120),
+        max_receives: config.max_receive_count,
+        owner: format!("write-back-{}", std::process::id()),
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let (store, clients, shopify, write_back) = (&store, &clients, &shopify, &write_back);
+        async move {
+            let failed = handle(from_sqs(event.payload), store, clients, shopify, write_back).await;
+            Ok::<_, Error>(sqs_response(failed))
+        }
+    }))
+    .await
+}
