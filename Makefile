@@ -21,5 +21,5 @@ lint: ## Format check and clippy with warnings as errors
 test: lint ## Everything CI checks: lint, then every test (AWS adapters against a local moto server)
 	scripts/with-moto $(CARGO) test --workspace
 
-run: ## The local run (for now: a smoke run of both clients against the sandboxes)
-	$(CARGO) run -q -p cin7-gss -- smoke
+run: ## The demo: sandboxes on loopback, 25 orders through local mode, every journey shown
+	$(CARGO) run -q -p cin7-gss -- demo

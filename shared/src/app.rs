@@ -14,10 +14,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The clients of one integration.
-#[derive(Debug)]
 pub struct IntegrationClients {
     pub cin7: Cin7Client,
     pub gss: GssClient,
+    /// The pacing of every call to CIN7 for this integration (the client's own limiter).
+    pub cin7_pacing: Arc<dyn RateLimiter>,
+}
+
+impl std::fmt::Debug for IntegrationClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationClients")
+            .field("cin7", &self.cin7)
+            .field("gss", &self.gss)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why an integration's clients could not be built.
@@ -128,8 +138,9 @@ impl ClientCache {
                 api_key: cin7_key,
                 timeout: self.timeout,
                 retry: self.retry,
-                limiter,
+                limiter: limiter.clone(),
             })?,
+            cin7_pacing: limiter,
             gss: GssClient::new(GssConfig {
                 base_url: settings.gss.base_url.clone(),
                 site_id: settings.gss.site_id.clone(),

@@ -32,10 +32,16 @@ pub fn record(function: &str, integration: &str, counts: &[(&str, u64)], at_ms: 
     Value::Object(root)
 }
 
-/// Writes an EMF record to stdout.
+/// Writes an EMF record to stdout when running in Lambda (where CloudWatch Logs reads it);
+/// elsewhere (local mode, tests) the counts go to the debug log instead.
 pub fn emit(function: &str, integration: &str, counts: &[(&str, u64)]) {
     let now = chrono::Utc::now().timestamp_millis();
-    println!("{}", record(function, integration, counts, now));
+    let record = record(function, integration, counts, now);
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        println!("{record}");
+    } else {
+        tracing::debug!(metrics = %record, "metrics");
+    }
 }
 
 #[cfg(test)]

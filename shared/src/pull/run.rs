@@ -144,7 +144,7 @@ pub struct PullDeps<'a> {
     pub gss: &'a dyn OrderSink,
     pub now: DateTime<Utc>,
     /// CIN7 and GoSweetSpot calls so far (read for the summary).
-    pub calls: &'a dyn Fn() -> (u64, u64),
+    pub calls: &'a (dyn Fn() -> (u64, u64) + Send + Sync),
 }
 
 struct PendingPublish {

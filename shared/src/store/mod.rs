@@ -421,6 +421,45 @@ impl Store {
         self.table.put(item, cond, now.timestamp()).await
     }
 
+    /// The stored result of a completed claim, if the key is completed.
+    pub async fn claim_result(
+        &self,
+        integration: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .table
+            .get(&int_pk(integration), &format!("IDEM#{key}"), self.now_s())
+            .await?
+            .filter(|i| i.state.as_deref() == Some(COMPLETED))
+            .map(|i| i.doc))
+    }
+
+    /// Forgets a claim whatever its state (the operator's replay of a finished job).
+    pub async fn forget_claim(&self, integration: &str, key: &str) -> Result<(), StoreError> {
+        self.table
+            .delete(&int_pk(integration), &format!("IDEM#{key}"), None)
+            .await?;
+        Ok(())
+    }
+
+    /// What the webhook recorded when it queued a consignment (its packing slip and order).
+    pub async fn consignment(
+        &self,
+        integration: &str,
+        connote: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .table
+            .get(
+                &int_pk(integration),
+                &format!("CONSIGNMENT#{connote}"),
+                self.now_s(),
+            )
+            .await?
+            .map(|i| i.doc))
+    }
+
     /// Releases a claim after a failure, so a retry can claim it at once.
     pub async fn release_claim(
         &self,

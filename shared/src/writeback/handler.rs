@@ -110,6 +110,7 @@ async fn handle_integration(
         cin7: &built.cin7,
         shopify,
         shopify_template: &config.shopify_template,
+        cin7_pacing: built.cin7_pacing.as_ref(),
         owner: &config.owner,
         claim_hold: config.claim_hold,
         now: Utc::now(),

@@ -143,6 +143,8 @@ pub struct WriteBackDeps<'a> {
     pub cin7: &'a dyn OrderUpdater,
     pub shopify: &'a dyn ShopifyTrigger,
     pub shopify_template: &'a str,
+    /// CIN7's pacing for this integration: the Shopify link is CIN7's too.
+    pub cin7_pacing: &'a dyn crate::rate_limit::RateLimiter,
     /// Names this worker's claims.
     pub owner: &'a str,
     /// How long a claim holds before another worker may take it over.
@@ -609,6 +611,16 @@ async fn shopify(
             ));
         }
         Claim::Acquired => {}
+    }
+    let paced = deps.cin7_pacing.acquire().await.map_err(|e| e.to_string());
+    match paced.and(Ok(())) {
+        Err(e) => {
+            deps.store
+                .release_claim(&settings.id, &key, deps.owner)
+                .await?;
+            return Ok(JobOutcome::Retry(e));
+        }
+        Ok(()) => {}
     }
     match deps.shopify.trigger(&url).await {
         Ok(()) => {

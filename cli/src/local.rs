@@ -1,0 +1,302 @@
+//! Local mode: the same core on one machine — the embedded store and queue, an internal
+//! scheduler running the pull, a local HTTP listener for the webhook (same route, same
+//! answers as the Lambda), and a write-back worker. Shuts down gracefully: in-flight work
+//! finishes, and a restart resumes from the store.
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use serde::Deserialize;
+use shared::app::{Cin7Pacing, ClientCache};
+use shared::pull::handler::{PullConfig, PullRequest, handle as pull};
+use shared::queue::JobSource;
+use shared::queue::embedded::EmbeddedQueue;
+use shared::secrets::SecretSource;
+use shared::settings::IntegrationSettings;
+use shared::store::Store;
+use shared::webhook::http::{WebhookDeps, WebhookRequest, handle as webhook};
+use shared::writeback::handler::{QueuedJob, WriteBackConfig, handle as write_back};
+use shared::writeback::run::{DEFAULT_SHOPIFY_TEMPLATE, HttpShopifyTrigger};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The local-mode configuration file (TOML).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalConfig {
+    /// The embedded store (and queue) file.
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    /// Where the webhook listener binds.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// How often the pull runs.
+    #[serde(default = "default_interval")]
+    pub pull_interval_seconds: u64,
+    /// How long a failed write-back waits before it is retried.
+    #[serde(default = "default_visibility")]
+    pub write_back_retry_seconds: u64,
+    /// The Shopify trigger link template (`{id}`, `{order_id}`).
+    #[serde(default = "default_template")]
+    pub shopify_trigger_url_template: String,
+    /// The integrations served (saved to the store at start).
+    #[serde(default)]
+    pub integrations: Vec<IntegrationSettings>,
+}
+
+fn default_store() -> PathBuf {
+    "cin7-gss.sqlite3".into()
+}
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8787))
+}
+fn default_interval() -> u64 {
+    300
+}
+fn default_visibility() -> u64 {
+    30
+}
+fn default_template() -> String {
+    DEFAULT_SHOPIFY_TEMPLATE.into()
+}
+
+impl LocalConfig {
+    /// Reads and validates a configuration file.
+    pub fn read(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let config: Self =
+            toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
+        for s in &config.integrations {
+            s.validate()
+                .with_context(|| format!("integration {:?} in {}", s.id, path.display()))?;
+        }
+        Ok(config)
+    }
+}
+
+/// A running local mode.
+pub struct LocalRuntime {
+    pub addr: SocketAddr,
+    pub store: Store,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct Shared {
+    store: Store,
+    queue: EmbeddedQueue,
+    secrets: Arc<dyn SecretSource>,
+}
+
+async fn webhook_route(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    Path(integration_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query = shared::webhook::auth::parse_query(uri.query().unwrap_or(""));
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let answer = webhook(
+        WebhookDeps {
+            store: &shared.store,
+            secrets: shared.secrets.as_ref(),
+            queue: &shared.queue,
+        },
+        &WebhookRequest {
+            method: method.as_str(),
+            integration_id: Some(&integration_id),
+            query: &query,
+            content_type,
+            body: &body,
+        },
+    )
+    .await;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        answer.body,
+    )
+        .into_response();
+    if let Some(allow) = answer.allow {
+        response.headers_mut().insert(
+            axum::http::header::ALLOW,
+            axum::http::HeaderValue::from_static(allow),
+        );
+    }
+    response
+}
+
+impl LocalRuntime {
+    /// Opens the store, saves the configured integrations, and starts the listener, the
+    /// scheduler and the write-back worker.
+    pub async fn start(
+        config: &LocalConfig,
+        secrets: Arc<dyn SecretSource>,
+    ) -> anyhow::Result<Self> {
+        let table = shared::store::sqlite::SqliteTable::open(&config.store)?;
+        let store = Store::new(Arc::new(table), Arc::new(shared::clock::SystemClock));
+        let queue = EmbeddedQueue::open(&config.store, crate::backend::LOCAL_MAX_RECEIVES)?;
+        for s in &config.integrations {
+            store.put_integration(s).await?;
+        }
+        let clients = Arc::new(ClientCache::new(
+            store.clone(),
+            secrets.clone(),
+            Cin7Pacing::Shared,
+        ));
+        let (stop, stopped) = watch::channel(false);
+        let shared_state = Arc::new(Shared {
+            store: store.clone(),
+            queue: queue.clone(),
+            secrets: secrets.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding the webhook listener to {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let app = Router::new()
+            .route("/webhooks/gosweetspot/{integration_id}", any(webhook_route))
+            .with_state(shared_state);
+        let mut tasks = Vec::new();
+        let mut stop_listener = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_listener.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "webhook listener stopped");
+            }
+        }));
+
+        let (store_p, clients_p, mut stop_p) = (store.clone(), clients.clone(), stopped.clone());
+        let interval = Duration::from_secs(config.pull_interval_seconds.max(1));
+        tasks.push(tokio::spawn(async move {
+            let config = PullConfig {
+                concurrency: 2,
+                margin: Duration::from_secs(5),
+                owner: format!("serve-{}", std::process::id()),
+            };
+            loop {
+                match pull(PullRequest::All, &store_p, &clients_p, &config, None).await {
+                    Ok(summaries) => {
+                        for s in summaries {
+                            tracing::info!(integration = %s.integration, outcome = ?s.outcome, published = s.published, "scheduled pull");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "scheduled pull failed"),
+                }
+                tokio::select! {
+                    _ = stop_p.wait_for(|s| *s) => break,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            }
+        }));
+
+        let shopify =
+            HttpShopifyTrigger::new(Duration::from_secs(10)).map_err(anyhow::Error::msg)?;
+        let wb = WriteBackConfig {
+            shopify_template: config.shopify_trigger_url_template.clone(),
+            claim_hold: Duration::from_secs(120),
+            max_receives: crate::backend::LOCAL_MAX_RECEIVES,
+            owner: format!("serve-{}", std::process::id()),
+        };
+        let visibility = Duration::from_secs(config.write_back_retry_seconds.max(1));
+        let (store_w, queue_w, mut stop_w) = (store.clone(), queue.clone(), stopped.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                if *stop_w.borrow() {
+                    break;
+                }
+                let received = match queue_w.receive(100, visibility).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "queue unavailable");
+                        Vec::new()
+                    }
+                };
+                if received.is_empty() {
+                    tokio::select! {
+                        _ = stop_w.wait_for(|s| *s) => break,
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                    continue;
+                }
+                let batch: Vec<QueuedJob> = received
+                    .iter()
+                    .map(|r| QueuedJob {
+                        message_id: r.message_id.clone(),
+                        body: r.body.clone(),
+                        receive_count: r.receive_count,
+                    })
+                    .collect();
+                let failed = write_back(batch, &store_w, &clients, &shopify, &wb).await;
+                for r in received.iter().filter(|r| !failed.contains(&r.message_id)) {
+                    if let Err(e) = queue_w.ack(&r.receipt).await {
+                        tracing::error!(error = %e, message_id = %r.message_id, "could not acknowledge");
+                    }
+                }
+            }
+        }));
+        Ok(Self {
+            addr,
+            store,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The webhook URL of an integration.
+    pub fn webhook_url(&self, integration: &str) -> String {
+        format!("http://{}/webhooks/gosweetspot/{integration}", self.addr)
+    }
+
+    /// Stops accepting work and waits for in-flight work to finish.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// `serve --config FILE`: runs until Ctrl-C.
+pub async fn serve(config_path: &std::path::Path) -> anyhow::Result<()> {
+    let config = LocalConfig::read(config_path)?;
+    let runtime = LocalRuntime::start(&config, Arc::new(shared::secrets::env::EnvSecrets)).await?;
+    println!(
+        "cin7-gss local mode: store {}, webhook listener http://{}, pull every {} s",
+        config.store.display(),
+        runtime.addr,
+        config.pull_interval_seconds
+    );
+    for s in &config.integrations {
+        println!(
+            "  {}: GoSweetSpot webhook URL {}",
+            s.id,
+            runtime.webhook_url(&s.id)
+        );
+    }
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    println!("shutting down: finishing in-flight work…");
+    runtime.shutdown().await;
+    println!("stopped");
+    Ok(())
+}
