@@ -44,6 +44,10 @@ pub struct LocalConfig {
     /// How long a failed write-back waits before it is retried.
     #[serde(default = "default_visibility")]
     pub write_back_retry_seconds: u64,
+    /// How long a write-back claim holds before a restarted worker may take it over (after a
+    /// crash, jobs in flight wait this long).
+    #[serde(default = "default_claim_hold")]
+    pub claim_hold_seconds: u64,
     /// The Shopify trigger link template (`{id}`, `{order_id}`).
     #[serde(default = "default_template")]
     pub shopify_trigger_url_template: String,
@@ -62,6 +66,9 @@ fn default_interval() -> u64 {
     300
 }
 fn default_visibility() -> u64 {
+    30
+}
+fn default_claim_hold() -> u64 {
     30
 }
 fn default_template() -> String {
@@ -212,7 +219,7 @@ impl LocalRuntime {
             HttpShopifyTrigger::new(Duration::from_secs(10)).map_err(anyhow::Error::msg)?;
         let wb = WriteBackConfig {
             shopify_template: config.shopify_trigger_url_template.clone(),
-            claim_hold: Duration::from_secs(120),
+            claim_hold: Duration::from_secs(config.claim_hold_seconds.max(1)),
             max_receives: crate::backend::LOCAL_MAX_RECEIVES,
             owner: format!("serve-{}", std::process::id()),
         };

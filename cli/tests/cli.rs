@@ -1,0 +1,388 @@
+//! The CLI as a process: settings files, dry run, explain, serve killed and restarted, demo.
+
+use assert_cmd::Command;
+use sandbox::{Cin7Sandbox, GssSandbox, Ticket, WebhookTarget};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const USER: &str = "cli-user";
+const CIN7_KEY: &str = "cli-cin7-key";
+const SITE: &str = "4180";
+const GSS_KEY: &str = "cli-gss-key";
+const HOOK: &str = "cli-webhook-secret";
+
+fn cli(store: &Path) -> Command {
+    let mut c = Command::cargo_bin("cin7-gss").unwrap();
+    c.env("CIN7_GSS_BACKEND", "local")
+        .env("CIN7_GSS_STORE", store)
+        .env("CLI_CIN7_KEY", CIN7_KEY)
+        .env("CLI_GSS_KEY", GSS_KEY)
+        .env("CLI_WEBHOOK", HOOK)
+        .env_remove("RUST_LOG");
+    c
+}
+
+fn settings_toml(id: &str, cin7: &str, gss: &str) -> String {
+    format!(
+        r#"
+id = "{id}"
+name = "CLI test"
+[cin7]
+api_username = "{USER}"
+api_key = "CLI_CIN7_KEY"
+base_url = "{cin7}"
+[gss]
+site_id = "{SITE}"
+access_key = "CLI_GSS_KEY"
+support_email = "ops@example.nz"
+base_url = "{gss}"
+[webhook]
+secret = "CLI_WEBHOOK"
+signature_param = "signature"
+[import]
+start_from = "2024-01-01T00:00:00Z"
+max_age_days = 5000
+[write_back]
+send_ticket_number = true
+freight = "cost"
+"#
+    )
+}
+
+fn order(id: i64) -> Value {
+    json!({
+        "id": id, "reference": format!("CLI-{id}"), "status": "Approved", "isApproved": true,
+        "stage": "New", "createdDate": "2026-11-20T00:00:00Z",
+        "modifiedDate": format!("2026-11-20T09:{:02}:00Z", id % 60),
+        "deliveryFirstName": "Aroha", "deliveryLastName": "Smith",
+        "deliveryAddress1": "12 Queen Street", "deliveryCity": "Auckland",
+        "deliveryPostalCode": "1010", "deliveryCountry": "New Zealand",
+        "taxStatus": "Excl", "taxRate": 15, "freightTotal": 0,
+        "lineItems": [{"id": id * 10, "code": "TEE", "name": "Tee", "qty": 1, "unitPrice": 20, "stockControl": "FIFO"}]
+    })
+}
+
+#[test]
+fn integrations_put_get_list_with_valid_and_invalid_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.sqlite3");
+    let good = dir.path().join("acme.toml");
+    std::fs::write(
+        &good,
+        settings_toml(
+            "acme",
+            "https://api.cin7.com/api",
+            "https://api.gosweetspot.com",
+        ),
+    )
+    .unwrap();
+    cli(&store)
+        .args(["integrations", "put", "--file"])
+        .arg(&good)
+        .assert()
+        .success();
+    let out = cli(&store)
+        .args(["integrations", "get", "acme"])
+        .output()
+        .unwrap();
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        got["cin7"]["api_key"], "CLI_CIN7_KEY",
+        "references, never values"
+    );
+    let out = cli(&store)
+        .args(["--json", "integrations", "list"])
+        .output()
+        .unwrap();
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 1);
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        json!({"id": "bolt", "cin7": {"api_username": "", "api_key": "K"},
+        "gss": {"site_id": "1", "access_key": "K", "support_email": "nobody"},
+        "webhook": {"secret": "S"}, "write_back": {"freight": "cost"}})
+        .to_string(),
+    )
+    .unwrap();
+    let out = cli(&store)
+        .args(["integrations", "put", "--file"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cin7.api_username: must not be empty"),
+        "{err}"
+    );
+    assert!(err.contains("gss.support_email"), "{err}");
+    cli(&store)
+        .args(["integrations", "get", "bolt"])
+        .assert()
+        .code(1);
+    cli(&store)
+        .args(["integrations", "frobnicate"])
+        .assert()
+        .code(2);
+    cli(&store)
+        .args(["orders", "acme", "--state", "nonsense"])
+        .assert()
+        .code(1);
+}
+
+fn gss_put_bodies(gss: &GssSandbox) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for r in gss.harness().records() {
+        if r.method == "PUT" && r.status == 200 {
+            for o in serde_json::from_str::<Vec<Value>>(&r.body).unwrap_or_default() {
+                *counts
+                    .entry(o["packingslipno"].as_str().unwrap_or("").to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}
+
+fn dispatch_puts(cin7: &Cin7Sandbox) -> BTreeMap<i64, usize> {
+    let mut counts = BTreeMap::new();
+    for r in cin7.harness().records() {
+        if r.method == "PUT" && r.status == 200 {
+            for o in serde_json::from_str::<Vec<Value>>(&r.body).unwrap_or_default() {
+                if o.get("dispatchedDate").is_some() {
+                    *counts.entry(o["id"].as_i64().unwrap_or(0)).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_changes_nothing_and_explain_shows_the_history() {
+    let cin7 = Cin7Sandbox::start(USER, CIN7_KEY).await.unwrap();
+    let gss = GssSandbox::start(SITE, GSS_KEY).await.unwrap();
+    for id in 1..=5 {
+        cin7.put_order(order(id));
+    }
+    cin7.edit_order(5, |o| o["stage"] = json!("On Hold"));
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.sqlite3");
+    let file = dir.path().join("acme.toml");
+    std::fs::write(
+        &file,
+        settings_toml("acme", &cin7.base_url(), &gss.base_url()),
+    )
+    .unwrap();
+    let run = |args: Vec<String>| {
+        let store = store.clone();
+        async move {
+            tokio::task::spawn_blocking(move || cli(&store).args(args).output().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        run(vec![
+            "integrations".into(),
+            "put".into(),
+            "--file".into(),
+            file.display().to_string()
+        ])
+        .await
+        .status
+        .success()
+    );
+    let before_store = std::fs::read(&store).unwrap();
+    let out = run(vec!["pull".into(), "acme".into(), "--dry-run".into()]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("publish") && text.contains("stage_excluded"),
+        "{text}"
+    );
+    assert!(
+        gss.harness().records().is_empty(),
+        "no GoSweetSpot call at all"
+    );
+    assert!(
+        cin7.harness().records().iter().all(|r| r.method == "GET"),
+        "CIN7 only read"
+    );
+    assert_eq!(
+        std::fs::read(&store).unwrap(),
+        before_store,
+        "the store file is unchanged"
+    );
+
+    let out = run(vec!["sync-now".into(), "acme".into()]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(gss.packing_slips().len(), 4);
+    let out = run(vec!["explain".into(), "acme".into(), "CLI-5".into()]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("skipped") && text.contains("stage_excluded") && text.contains("On Hold"),
+        "{text}"
+    );
+    let out = run(vec![
+        "--json".into(),
+        "orders".into(),
+        "acme".into(),
+        "--state".into(),
+        "published".into(),
+    ])
+    .await;
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 4);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_serve(config: &Path, store: &Path) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("cin7-gss"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("CIN7_GSS_STORE", store)
+        .env("CLI_CIN7_KEY", CIN7_KEY)
+        .env("CLI_GSS_KEY", GSS_KEY)
+        .env("CLI_WEBHOOK", HOOK)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_and_restarted_publishes_and_dispatches_once() {
+    let cin7 = Cin7Sandbox::start(USER, CIN7_KEY).await.unwrap();
+    let gss = GssSandbox::start(SITE, GSS_KEY).await.unwrap();
+    for id in 1..=12 {
+        cin7.put_order(order(id));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("serve.sqlite3");
+    let port = free_port();
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"{}\"\nlisten = \"127.0.0.1:{port}\"\npull_interval_seconds = 1\nwrite_back_retry_seconds = 1\nclaim_hold_seconds = 3\n[[integrations]]\n{}",
+            store.display(),
+            settings_toml("acme", &cin7.base_url(), &gss.base_url())
+                .replace("[cin7]", "[integrations.cin7]")
+                .replace("[gss]", "[integrations.gss]")
+                .replace("[webhook]", "[integrations.webhook]")
+                .replace("[import]", "[integrations.import]")
+                .replace("[write_back]", "[integrations.write_back]")
+        ),
+    )
+    .unwrap();
+    gss.set_webhook(Some(WebhookTarget {
+        url: format!("http://127.0.0.1:{port}/webhooks/gosweetspot/acme"),
+        secret: Some(HOOK.into()),
+        signature_param: "signature".into(),
+        legacy: false,
+    }));
+    let mut child = spawn_serve(&config, &store);
+    wait_for("the first pull", 30, || gss.packing_slips().len() == 12).await;
+    // Ticket half, and kill -9 while their write-backs are under way.
+    for id in 1..=6 {
+        gss.ticket(&format!("CLI-{id}"), Ticket::default())
+            .await
+            .unwrap();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Deliveries while it is down fail (GoSweetSpot would retry them later).
+    for id in 7..=12 {
+        gss.ticket(&format!("CLI-{id}"), Ticket::default())
+            .await
+            .unwrap();
+    }
+    let mut child = spawn_serve(&config, &store);
+    wait_for("the listener", 30, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    // GoSweetSpot's retry of the deliveries that failed while we were down.
+    let missed: Vec<_> = gss
+        .shipments()
+        .into_iter()
+        .filter(|s| {
+            let n: i64 = s
+                .packing_slip_no
+                .as_deref()
+                .unwrap_or("")
+                .trim_start_matches("CLI-")
+                .parse()
+                .unwrap_or(0);
+            n >= 7
+        })
+        .collect();
+    for s in &missed {
+        gss.post_webhook(std::slice::from_ref(s)).await.unwrap();
+    }
+    wait_for("every order dispatched", 60, || {
+        (1..=12).all(|id| cin7.order(id).is_some_and(|o| o["stage"] == "Dispatched"))
+    })
+    .await;
+    // Let any redelivered job finish before counting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let published = gss_put_bodies(&gss);
+    assert_eq!(published.len(), 12);
+    assert!(
+        published.values().all(|n| *n == 1),
+        "published once: {published:?}"
+    );
+    let dispatched = dispatch_puts(&cin7);
+    assert_eq!(dispatched.len(), 12);
+    assert!(
+        dispatched.values().all(|n| *n == 1),
+        "dispatched once: {dispatched:?}"
+    );
+}
+
+#[test]
+fn the_demo_exits_zero() {
+    let out = Command::cargo_bin("cin7-gss")
+        .unwrap()
+        .arg("demo")
+        .timeout(Duration::from_secs(240))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("demo OK"), "{text}");
+}
