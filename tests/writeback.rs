@@ -48,7 +48,11 @@ async fn dispatch_tracking_freight_and_shopify_land_in_cin7() {
             ticket(dec!(8.50)),
         )
         .await;
-    assert!(rig.run(rig.messages(&[job.clone()], 1)).await.is_empty());
+    assert!(
+        rig.run(rig.messages(std::slice::from_ref(&job), 1))
+            .await
+            .is_empty()
+    );
 
     let o = rig.cin7.order(1).unwrap();
     assert_eq!(o["stage"], "Dispatched");
@@ -114,7 +118,11 @@ async fn every_settings_combination_of_the_seed() {
                                 ticket(dec!(10.00)),
                             )
                             .await;
-                        assert!(rig.run(rig.messages(&[job.clone()], 1)).await.is_empty());
+                        assert!(
+                            rig.run(rig.messages(std::slice::from_ref(&job), 1))
+                                .await
+                                .is_empty()
+                        );
                         let o = rig.cin7.order(id).unwrap();
                         let case = format!(
                             "ticket={ticket_on} freight={freight} overwrite={overwrite} field={field} shopify={shopify}"
@@ -198,9 +206,17 @@ async fn a_split_shipment_dispatches_once_and_adds_each_freight_once() {
         "SO-1",
         rig.gss.ticket("SO-1", ticket(dec!(5.00))).await.unwrap(),
     );
-    assert!(rig.run(rig.messages(&[first.clone()], 1)).await.is_empty());
+    assert!(
+        rig.run(rig.messages(std::slice::from_ref(&first), 1))
+            .await
+            .is_empty()
+    );
     let dispatched_at = rig.cin7.order(1).unwrap()["dispatchedDate"].clone();
-    assert!(rig.run(rig.messages(&[second.clone()], 1)).await.is_empty());
+    assert!(
+        rig.run(rig.messages(std::slice::from_ref(&second), 1))
+            .await
+            .is_empty()
+    );
     // And both again, redelivered.
     assert!(
         rig.run(rig.messages(&[first.clone(), second.clone()], 2))
@@ -241,7 +257,11 @@ async fn duplicates_in_one_batch_and_across_batches_change_cin7_once() {
         .await;
     let batch = rig.messages(&[job.clone(), job.clone(), job.clone()], 1);
     assert!(rig.run(batch).await.is_empty());
-    assert!(rig.run(rig.messages(&[job.clone()], 1)).await.is_empty());
+    assert!(
+        rig.run(rig.messages(std::slice::from_ref(&job), 1))
+            .await
+            .is_empty()
+    );
     assert!(
         rig.run(rig.messages(&[job.clone(), job.clone()], 3))
             .await
@@ -270,7 +290,9 @@ async fn a_put_answered_500_after_committing_is_not_sent_again() {
         .harness()
         .inject(Matcher::method(Method::PUT), FaultKind::CommitThen500, 1);
     assert!(
-        rig.run(rig.messages(&[job.clone()], 1)).await.is_empty(),
+        rig.run(rig.messages(std::slice::from_ref(&job), 1))
+            .await
+            .is_empty(),
         "read back, found done"
     );
     assert_eq!(rig.cin7_puts(), 1);
@@ -348,9 +370,16 @@ async fn faults_fail_only_the_affected_messages_and_redelivery_completes() {
         3,
     );
     other.cin7.harness().clear_faults();
-    assert_eq!(rig.run(rig.messages(&[b.clone()], 2)).await.len(), 1);
+    assert_eq!(
+        rig.run(rig.messages(std::slice::from_ref(&b), 2))
+            .await
+            .len(),
+        1
+    );
     assert!(
-        rig.run(rig.messages(&[b.clone()], 3)).await.is_empty(),
+        rig.run(rig.messages(std::slice::from_ref(&b), 3))
+            .await
+            .is_empty(),
         "redelivery completes"
     );
     assert_eq!(other.cin7.order(2).unwrap()["stage"], "Dispatched");
@@ -372,7 +401,12 @@ async fn faults_fail_only_the_affected_messages_and_redelivery_completes() {
         1000,
     );
     for attempt in 1..=5 {
-        assert_eq!(rig.run(rig.messages(&[c.clone()], attempt)).await.len(), 1);
+        assert_eq!(
+            rig.run(rig.messages(std::slice::from_ref(&c), attempt))
+                .await
+                .len(),
+            1
+        );
     }
     let failed = rig
         .store

@@ -612,15 +612,11 @@ async fn shopify(
         }
         Claim::Acquired => {}
     }
-    let paced = deps.cin7_pacing.acquire().await.map_err(|e| e.to_string());
-    match paced.and(Ok(())) {
-        Err(e) => {
-            deps.store
-                .release_claim(&settings.id, &key, deps.owner)
-                .await?;
-            return Ok(JobOutcome::Retry(e));
-        }
-        Ok(()) => {}
+    if let Err(e) = deps.cin7_pacing.acquire().await {
+        deps.store
+            .release_claim(&settings.id, &key, deps.owner)
+            .await?;
+        return Ok(JobOutcome::Retry(e.to_string()));
     }
     match deps.shopify.trigger(&url).await {
         Ok(()) => {
