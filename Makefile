@@ -19,6 +19,7 @@ lint: ## Format check and clippy with warnings as errors
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 test: lint ## Everything CI checks: lint, then every test (AWS adapters against a local moto server)
+	$(CARGO) build --workspace --bins
 	scripts/with-moto $(CARGO) test --workspace
 
 run: ## The demo: sandboxes on loopback, 25 orders through local mode, every journey shown

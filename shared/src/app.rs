@@ -176,3 +176,24 @@ pub fn config_from_env<T: serde::de::DeserializeOwned>() -> Result<T, String> {
         envy::Error::Custom(msg) => format!("invalid environment configuration: {msg}"),
     })
 }
+
+/// Reports an initialisation failure to the Lambda Runtime API (`/runtime/init/error`), so
+/// Lambda shows the message, and returns it as the error to exit with. Outside Lambda (no
+/// `AWS_LAMBDA_RUNTIME_API`) it only returns the message.
+pub async fn init_failed(message: String) -> String {
+    if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") {
+        let url = format!("http://{api}/2018-06-01/runtime/init/error");
+        let body = serde_json::json!({"errorMessage": message, "errorType": "Runtime.InitError"});
+        let sent = reqwest::Client::new()
+            .post(url)
+            .header("Lambda-Runtime-Function-Error-Type", "Runtime.InitError")
+            .json(&body)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        if let Err(e) = sent {
+            eprintln!("could not report the init error: {e}");
+        }
+    }
+    message
+}

@@ -105,6 +105,7 @@ pub fn order(id: i64, reference: &str, modified: DateTime<Utc>) -> Value {
     })
 }
 
+pub mod runtime_stub;
 pub mod store_suite;
 
 /// Settings for an integration whose CIN7 and GoSweetSpot are the given sandboxes.

@@ -5,7 +5,7 @@
 use consignment_webhook::handle_request;
 use lambda_http::{Error, Request, service_fn};
 use serde::Deserialize;
-use shared::app::config_from_env;
+use shared::app::{config_from_env, init_failed};
 use shared::webhook::WebhookDeps;
 use std::time::Duration;
 
@@ -24,7 +24,10 @@ fn default_secrets_ttl() -> u64 {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config: Config = config_from_env()?;
+    let config: Config = match config_from_env() {
+        Ok(c) => c,
+        Err(e) => return Err(init_failed(e).await.into()),
+    };
     let sdk = shared::aws_config::sdk_config().await;
     let store = shared::aws_config::dynamo_store(&sdk, &config.table_name);
     let secrets = shared::aws_config::secrets_manager(

@@ -5,7 +5,7 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::app::{Cin7Pacing, ClientCache, config_from_env, deadline_from_epoch_ms};
+use shared::app::{Cin7Pacing, ClientCache, config_from_env, deadline_from_epoch_ms, init_failed};
 use shared::pull::handler::{PullConfig, handle, parse_event};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +34,10 @@ fn default_secrets_ttl() -> u64 {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config: Config = config_from_env()?;
+    let config: Config = match config_from_env() {
+        Ok(c) => c,
+        Err(e) => return Err(init_failed(e).await.into()),
+    };
     let sdk = shared::aws_config::sdk_config().await;
     let store = shared::aws_config::dynamo_store(&sdk, &config.table_name);
     let secrets = shared::aws_config::secrets_manager(

@@ -5,7 +5,7 @@
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde::Deserialize;
-use shared::app::{Cin7Pacing, ClientCache, config_from_env};
+use shared::app::{Cin7Pacing, ClientCache, config_from_env, init_failed};
 use shared::writeback::handler::{WriteBackConfig, from_sqs, handle, sqs_response};
 use shared::writeback::run::{DEFAULT_SHOPIFY_TEMPLATE, HttpShopifyTrigger};
 use std::sync::Arc;
@@ -35,7 +35,10 @@ fn default_secrets_ttl() -> u64 {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config: Config = config_from_env()?;
+    let config: Config = match config_from_env() {
+        Ok(c) => c,
+        Err(e) => return Err(init_failed(e).await.into()),
+    };
     let sdk = shared::aws_config::sdk_config().await;
     let store = shared::aws_config::dynamo_store(&sdk, &config.table_name);
     let secrets = shared::aws_config::secrets_manager(

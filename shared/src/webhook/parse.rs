@@ -281,7 +281,7 @@ mod tests {
             created_utc: Some(chrono::Utc::now()),
             ..Shipment::default()
         };
-        let body = serde_json::to_string(&[shipment.clone()]).unwrap();
+        let body = serde_json::to_string(std::slice::from_ref(&shipment)).unwrap();
         let parsed = parse_delivery(body.as_bytes()).unwrap();
         assert_eq!(parsed[0].shipment.total_cost, shipment.total_cost);
         assert_eq!(parsed[0].connote, "SSPOT000001");
