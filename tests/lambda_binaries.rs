@@ -167,7 +167,7 @@ async fn the_full_path_through_the_three_binaries() {
 
     // 2. Ticketed in GoSweetSpot; the webhook as API Gateway hands it over.
     let shipment = gss.ticket("E2E-1", Ticket::default()).await.unwrap();
-    let body = serde_json::to_string(&[shipment.clone()]).unwrap();
+    let body = serde_json::to_string(std::slice::from_ref(&shipment)).unwrap();
     let signature = shared::signature::sign(webhook_secret.as_bytes(), body.as_bytes()).unwrap();
     let stub = RuntimeStub::start().await;
     let _hook = start(
