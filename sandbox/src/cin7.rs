@@ -33,7 +33,16 @@ struct State_ {
     api_key: String,
     permissions: Mutex<Permissions>,
     orders: Mutex<BTreeMap<i64, Value>>,
+    /// Per order: how many applied updates dispatched it and how many changed its freight.
+    applied: Mutex<BTreeMap<i64, Applied>>,
     harness: Arc<Harness>,
+}
+
+/// How many applied updates did what to one order (for exactly-once checks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub dispatches: usize,
+    pub freight_changes: usize,
 }
 
 /// A running CIN7 sandbox.
@@ -59,6 +68,7 @@ impl Cin7Sandbox {
                 update: true,
             }),
             orders: Mutex::default(),
+            applied: Mutex::default(),
             harness: harness.clone(),
         });
         let router = Router::new()
@@ -114,6 +124,11 @@ impl Cin7Sandbox {
     /// One order as stored.
     pub fn order(&self, id: i64) -> Option<Value> {
         lock(&self.state.orders).get(&id).cloned()
+    }
+
+    /// What applied updates did to each order (dispatches, freight changes).
+    pub fn applied(&self) -> BTreeMap<i64, Applied> {
+        lock(&self.state.applied).clone()
     }
 
     /// Every order, by id.
@@ -312,12 +327,27 @@ async fn update(State(state): State<Arc<State_>>, headers: HeaderMap, body: Stri
         return error(StatusCode::BAD_REQUEST, "At most 250 orders per request");
     }
     let mut orders = lock(&state.orders);
+    let mut applied = lock(&state.applied);
     let results: Vec<Value> = items
         .into_iter()
         .enumerate()
         .map(|(index, item)| {
             let id = item.get("id").and_then(Value::as_i64);
+            let before = id.and_then(|i| orders.get(&i)).cloned();
             let outcome = apply_update(&mut orders, item);
+            if let (Ok(()), Some(i), Some(before)) = (&outcome, id, before)
+                && let Some(after) = orders.get(&i)
+            {
+                let entry = applied.entry(i).or_default();
+                if before.get("dispatchedDate").is_none_or(Value::is_null)
+                    && after.get("dispatchedDate").is_some_and(|d| !d.is_null())
+                {
+                    entry.dispatches += 1;
+                }
+                if before.get("freightTotal") != after.get("freightTotal") {
+                    entry.freight_changes += 1;
+                }
+            }
             json!({
                 "index": index,
                 "success": outcome.is_ok(),

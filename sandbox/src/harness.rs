@@ -49,6 +49,9 @@ pub enum FaultKind {
     Truncate,
     /// Answer 200 with a body that is not JSON at all.
     Garbage,
+    /// Wait this long, then run the handler (a client that times out first leaves the server
+    /// to act anyway).
+    Hang(Duration),
 }
 
 /// Which requests a fault applies to.
@@ -312,6 +315,11 @@ async fn apply(State(h): State<Arc<Harness>>, request: Request, next: Next) -> R
                 let mut r = Response::from_parts(parts, Body::from(cut));
                 r.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
                 r
+            }
+            Some(FaultKind::Hang(pause)) => {
+                tokio::time::sleep(pause).await;
+                next.run(Request::from_parts(parts, Body::from(bytes)))
+                    .await
             }
             Some(FaultKind::Garbage) => (
                 StatusCode::OK,

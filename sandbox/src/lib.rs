@@ -8,6 +8,6 @@ pub mod harness;
 pub mod where_clause;
 
 pub use axum::http::Method;
-pub use cin7::{Cin7Sandbox, Permissions};
+pub use cin7::{Applied, Cin7Sandbox, Permissions};
 pub use gss::{Delivery, GssSandbox, Ticket, WebhookTarget};
 pub use harness::{FaultKind, Harness, Matcher, Record};

@@ -55,6 +55,7 @@ pub struct ClientCache {
     pacing: Cin7Pacing,
     timeout: Duration,
     retry: RetryPolicy,
+    cin7_windows: Vec<crate::rate_limit::Window>,
     cache: Mutex<HashMap<String, (String, Arc<IntegrationClients>)>>,
 }
 
@@ -89,6 +90,7 @@ impl ClientCache {
             pacing,
             timeout: Duration::from_secs(20),
             retry: RetryPolicy::default(),
+            cin7_windows: cin7_windows(),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -97,6 +99,12 @@ impl ClientCache {
     pub fn with_http(mut self, timeout: Duration, retry: RetryPolicy) -> Self {
         self.timeout = timeout;
         self.retry = retry;
+        self
+    }
+
+    /// Overrides CIN7's pacing windows (tests compress time with these).
+    pub fn with_cin7_windows(mut self, windows: Vec<crate::rate_limit::Window>) -> Self {
+        self.cin7_windows = windows;
         self
     }
 
@@ -127,9 +135,9 @@ impl ClientCache {
                 self.store.clone(),
                 &settings.id,
                 "cin7",
-                cin7_windows(),
+                self.cin7_windows.clone(),
             )),
-            Cin7Pacing::InProcess => Arc::new(WindowLimiter::cin7()),
+            Cin7Pacing::InProcess => Arc::new(WindowLimiter::new(self.cin7_windows.clone())),
         };
         let clients = Arc::new(IntegrationClients {
             cin7: Cin7Client::new(Cin7Config {
