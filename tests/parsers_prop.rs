@@ -96,3 +96,14 @@ proptest! {
         prop_assert_eq!(&conditions[1].value, &Literal::Text(reference));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn settings_parsers_never_panic(v in arb_json(), text in ".{0,200}") {
+        let _ = shared::settings::IntegrationSettings::from_json(&v.to_string());
+        let _ = shared::settings::IntegrationSettings::from_json(&text);
+        let _ = shared::settings::IntegrationSettings::from_toml(&text);
+    }
+}

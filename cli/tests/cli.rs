@@ -256,8 +256,18 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn_serve(config: &Path, store: &Path) -> std::process::Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("cin7-gss"))
+/// A `serve` process, killed when dropped (also when a test fails).
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_serve(config: &Path, store: &Path) -> Serve {
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cin7-gss"))
         .args(["serve", "--config"])
         .arg(config)
         .env("CIN7_GSS_STORE", store)
@@ -267,7 +277,8 @@ fn spawn_serve(config: &Path, store: &Path) -> std::process::Child {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Serve(child)
 }
 
 async fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
@@ -309,7 +320,7 @@ async fn serve_killed_and_restarted_publishes_and_dispatches_once() {
         signature_param: "signature".into(),
         legacy: false,
     }));
-    let mut child = spawn_serve(&config, &store);
+    let child = spawn_serve(&config, &store);
     wait_for("the first pull", 30, || gss.packing_slips().len() == 12).await;
     // Ticket half, and kill -9 while their write-backs are under way.
     for id in 1..=6 {
@@ -317,15 +328,14 @@ async fn serve_killed_and_restarted_publishes_and_dispatches_once() {
             .await
             .unwrap();
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child); // kill -9
     // Deliveries while it is down fail (GoSweetSpot would retry them later).
     for id in 7..=12 {
         gss.ticket(&format!("CLI-{id}"), Ticket::default())
             .await
             .unwrap();
     }
-    let mut child = spawn_serve(&config, &store);
+    let child = spawn_serve(&config, &store);
     wait_for("the listener", 30, || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     })
@@ -354,8 +364,7 @@ async fn serve_killed_and_restarted_publishes_and_dispatches_once() {
     .await;
     // Let any redelivered job finish before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     let published = gss_put_bodies(&gss);
     assert_eq!(published.len(), 12);
     assert!(
@@ -385,4 +394,102 @@ fn the_demo_exits_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("demo OK"), "{text}");
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_webhook_flood_against_the_local_listener() {
+    let cin7 = Cin7Sandbox::start(USER, CIN7_KEY).await.unwrap();
+    let gss = GssSandbox::start(SITE, GSS_KEY).await.unwrap();
+    for id in 1..=5 {
+        cin7.put_order(order(id));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("flood.sqlite3");
+    let port = free_port();
+    let config = dir.path().join("flood.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"{}\"\nlisten = \"127.0.0.1:{port}\"\npull_interval_seconds = 3600\n[[integrations]]\n{}",
+            store.display(),
+            settings_toml("acme", &cin7.base_url(), &gss.base_url())
+                .replace("[cin7]", "[integrations.cin7]")
+                .replace("[gss]", "[integrations.gss]")
+                .replace("[webhook]", "[integrations.webhook]")
+                .replace("[import]", "[integrations.import]")
+                .replace("[write_back]", "[integrations.write_back]")
+        ),
+    )
+    .unwrap();
+    let serve = spawn_serve(&config, &store);
+    wait_for("the first pull", 30, || gss.packing_slips().len() == 5).await;
+    let url = format!("http://127.0.0.1:{port}/webhooks/gosweetspot/acme");
+    let http = reqwest::Client::new();
+    // 16 clients, 125 deliveries each: half signed (a new consignment each), half not.
+    let clients: Vec<_> = (0..16)
+        .map(|c| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for i in 0..125 {
+                    let n = c * 125 + i;
+                    let body = serde_json::to_string(&json!([{
+                        "ConsignmentNo": format!("FLOOD{n:05}"), "PackingSlipNo": format!("CLI-{}", n % 5 + 1),
+                        "Tracking": format!("https://gosweetspot.com/track/4180-FLOOD{n:05}"),
+                        "TotalCost": 4.07, "CreatedUtc": "2026-11-27T01:02:03.000", "ManualTicket": false
+                    }]))
+                    .unwrap();
+                    let signed = n % 2 == 0;
+                    let sig = if signed {
+                        shared::signature::sign(HOOK.as_bytes(), body.as_bytes()).unwrap()
+                    } else {
+                        "bm90IGEgc2lnbmF0dXJl".into()
+                    };
+                    let r = http
+                        .post(&url)
+                        .query(&[("signature", sig)])
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status().as_u16();
+                    let answer: Value = r.json().await.unwrap_or(Value::Null);
+                    outcomes.push((signed, status, answer));
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut signed_queued = 0;
+    for c in clients {
+        for (signed, status, answer) in c.await.unwrap() {
+            if signed {
+                assert_eq!(status, 202, "{answer}");
+                assert_eq!(answer["queued"], 1, "{answer}");
+                signed_queued += 1;
+            } else {
+                assert_eq!(status, 401, "{answer}");
+            }
+        }
+    }
+    assert_eq!(
+        signed_queued, 1000,
+        "every signed delivery queued exactly once"
+    );
+    let rss = peak_rss_kib(serve.0.id());
+    println!("serve peak RSS after 2,000 deliveries: {} KiB", rss);
+    assert!(
+        rss > 0 && rss < 300 * 1024,
+        "memory stays bounded: {rss} KiB"
+    );
 }
