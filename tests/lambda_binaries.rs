@@ -137,6 +137,7 @@ async fn the_full_path_through_the_three_binaries() {
     settings.import.max_age_days = 5000;
     settings.write_back.send_ticket_number = true;
     settings.write_back.freight = shared::settings::FreightMode::Cost;
+    settings.write_back.shopify_trigger = Some("800541".into());
     store.put_integration(&settings).await.unwrap();
 
     // 1. The schedule.
@@ -243,6 +244,7 @@ async fn the_full_path_through_the_three_binaries() {
         shipment.consignment_no.clone().unwrap().as_str()
     );
     assert_eq!(o["freightTotal"], 9.78);
+    assert_eq!(cin7.harness().count("GET", "/shopify/"), 1, "the Shopify link was called once");
 }
 
 #[tokio::test]
