@@ -73,6 +73,9 @@ struct Faults {
     kill_write_back: bool,
     concurrent: bool,
     bad_credentials_neighbour: bool,
+    /// The store on DynamoDB (moto) behind a proxy that drops every connection for this long
+    /// in the middle of the write-backs.
+    dynamodb_outage: Option<Duration>,
 }
 
 /// One row of the table.
@@ -517,6 +520,9 @@ fn describe(f: &Faults) -> String {
     pct("CIN7 timeouts", f.cin7_timeouts);
     pct("GSS 5xx", f.gss_5xx);
     pct("malformed bodies", f.malformed);
+    if let Some(d) = f.dynamodb_outage {
+        parts.push(format!("DynamoDB away {} s", d.as_secs_f64()));
+    }
     for (on, name) in [
         (f.cin7_put_commit_then_500, "CIN7 PUT 500 after commit"),
         (f.kill_write_back, "write-back killed at random"),
@@ -616,9 +622,17 @@ fn scenarios() -> Vec<(&'static str, Faults)> {
     ]
 }
 
-async fn run_all(orders: usize) {
+async fn run_all(orders: usize, outage: Duration) {
     let mut rows = Vec::new();
-    for (name, faults) in scenarios() {
+    let mut all = scenarios();
+    all.push((
+        "dynamodb_away",
+        Faults {
+            dynamodb_outage: Some(outage),
+            ..Faults::default()
+        },
+    ));
+    for (name, faults) in all {
         rows.push(scenario(name, orders, faults).await);
     }
     print(&rows);
@@ -632,11 +646,11 @@ async fn run_all(orders: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reduced_scenarios() {
-    run_all(30).await;
+    run_all(30, Duration::from_secs(2)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "full size: make reliability"]
 async fn full_scenarios() {
-    run_all(500).await;
+    run_all(500, Duration::from_secs(10)).await;
 }
