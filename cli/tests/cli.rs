@@ -248,6 +248,30 @@ async fn dry_run_changes_nothing_and_explain_shows_the_history() {
     assert_eq!(list.len(), 4);
 }
 
+/// A `serve` configuration for one integration on the sandboxes: its path and the store's.
+fn serve_config(
+    dir: &Path,
+    port: u16,
+    cin7: &Cin7Sandbox,
+    gss: &GssSandbox,
+    options: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let store = dir.join("serve.sqlite3");
+    let config = dir.join("serve.toml");
+    let integration = settings_toml("acme", &cin7.base_url(), &gss.base_url())
+        .replace("[cin7]", "[integrations.cin7]")
+        .replace("[gss]", "[integrations.gss]")
+        .replace("[webhook]", "[integrations.webhook]")
+        .replace("[import]", "[integrations.import]")
+        .replace("[write_back]", "[integrations.write_back]");
+    let text = format!(
+        "store = \"{}\"\nlisten = \"127.0.0.1:{port}\"\n{options}\n[[integrations]]\n{integration}",
+        store.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    (config, store)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -297,23 +321,14 @@ async fn serve_killed_and_restarted_publishes_and_dispatches_once() {
         cin7.put_order(order(id));
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("serve.sqlite3");
     let port = free_port();
-    let config = dir.path().join("serve.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "store = \"{}\"\nlisten = \"127.0.0.1:{port}\"\npull_interval_seconds = 1\nwrite_back_retry_seconds = 1\nclaim_hold_seconds = 3\n[[integrations]]\n{}",
-            store.display(),
-            settings_toml("acme", &cin7.base_url(), &gss.base_url())
-                .replace("[cin7]", "[integrations.cin7]")
-                .replace("[gss]", "[integrations.gss]")
-                .replace("[webhook]", "[integrations.webhook]")
-                .replace("[import]", "[integrations.import]")
-                .replace("[write_back]", "[integrations.write_back]")
-        ),
-    )
-    .unwrap();
+    let (config, store) = serve_config(
+        dir.path(),
+        port,
+        &cin7,
+        &gss,
+        "pull_interval_seconds = 1\nwrite_back_retry_seconds = 1\nclaim_hold_seconds = 3",
+    );
     gss.set_webhook(Some(WebhookTarget {
         url: format!("http://127.0.0.1:{port}/webhooks/gosweetspot/acme"),
         secret: Some(HOOK.into()),
@@ -413,23 +428,14 @@ async fn a_webhook_flood_against_the_local_listener() {
         cin7.put_order(order(id));
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("flood.sqlite3");
     let port = free_port();
-    let config = dir.path().join("flood.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "store = \"{}\"\nlisten = \"127.0.0.1:{port}\"\npull_interval_seconds = 3600\n[[integrations]]\n{}",
-            store.display(),
-            settings_toml("acme", &cin7.base_url(), &gss.base_url())
-                .replace("[cin7]", "[integrations.cin7]")
-                .replace("[gss]", "[integrations.gss]")
-                .replace("[webhook]", "[integrations.webhook]")
-                .replace("[import]", "[integrations.import]")
-                .replace("[write_back]", "[integrations.write_back]")
-        ),
-    )
-    .unwrap();
+    let (config, store) = serve_config(
+        dir.path(),
+        port,
+        &cin7,
+        &gss,
+        "pull_interval_seconds = 3600",
+    );
     let serve = spawn_serve(&config, &store);
     wait_for("the first pull", 30, || gss.packing_slips().len() == 5).await;
     let url = format!("http://127.0.0.1:{port}/webhooks/gosweetspot/acme");
