@@ -244,7 +244,11 @@ async fn the_full_path_through_the_three_binaries() {
         shipment.consignment_no.clone().unwrap().as_str()
     );
     assert_eq!(o["freightTotal"], 9.78);
-    assert_eq!(cin7.harness().count("GET", "/shopify/"), 1, "the Shopify link was called once");
+    assert_eq!(
+        cin7.harness().count("GET", "/shopify/"),
+        1,
+        "the Shopify link was called once"
+    );
 }
 
 #[tokio::test]
