@@ -7,7 +7,7 @@
 //!
 //! `make test` runs every scenario at a reduced size; `make reliability` runs them at full size
 //! (`-- --ignored`) and prints the table. CIN7's limits are compressed in time (a "second" of
-//! 25 ms, a "minute" of 1.5 s) for both our pacing and the sandbox's check.
+//! 50 ms, a "minute" of 3 s) for both our pacing and the sandbox's check.
 
 use chrono::{TimeZone, Utc};
 use integration_tests::*;
@@ -29,7 +29,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-const SECOND: Duration = Duration::from_millis(25);
+const SECOND: Duration = Duration::from_millis(50);
 const WEBHOOK_SECRET: &str = "whsec-3c1d5e";
 
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
@@ -222,8 +222,8 @@ fn world(table: Arc<dyn Table>, queue_path: &std::path::Path) -> World {
     let clients = ClientCache::new(store.clone(), Arc::new(MapSecrets(cs)), Cin7Pacing::Shared)
         .with_http(Duration::from_millis(400), fast_retry(3))
         .with_cin7_windows(vec![
-            Window::new(3, SECOND + Duration::from_millis(4)),
-            Window::new(60, SECOND * 60 + Duration::from_millis(30)),
+            Window::new(3, SECOND + Duration::from_millis(25)),
+            Window::new(60, SECOND * 60 + Duration::from_millis(100)),
         ]);
     World {
         store,
