@@ -18,9 +18,9 @@ lint: ## Format check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: lint ## Everything CI checks: lint, then every test (AWS adapters against a local moto server)
+test: lint check-infra ## Everything CI checks: lint, the template checks, then every test (AWS adapters against a local moto server)
 	$(CARGO) build --workspace --bins
-	scripts/with-moto $(CARGO) test --workspace
+	scripts/with-moto $(CARGO) test --workspace --no-fail-fast
 
 reliability: ## The reliability scenarios at full size, with their table
 	$(CARGO) build --workspace --bins
@@ -28,3 +28,32 @@ reliability: ## The reliability scenarios at full size, with their table
 
 run: ## The demo: sandboxes on loopback, 25 orders through local mode, every journey shown
 	$(CARGO) run -q -p cin7-gss -- demo
+
+.PHONY: bench
+bench: ## Benchmarks (BENCH_FULL=1: full sizes, real-time limits): prints a table, writes bench/results.json
+	$(CARGO) build --release -p order-pull -p consignment-webhook -p write-back
+	$(CARGO) bench -p cin7-gss-bench --bench core
+	scripts/with-moto $(CARGO) run -q -p cin7-gss-bench --bin bench-runner
+
+# ---- infrastructure: the SAM template, packaging, deployment (see README "Deployment")
+
+FUNCTION ?=
+
+.PHONY: check-infra package deploy deploy-code
+
+check-infra: ## cfn-lint (with the serverless rules) on infra/template.yaml; writes target/template.json for tests/infra.rs
+	@venv="$$(scripts/dev-venv)" && \
+	echo "cfn-lint infra/template.yaml -a cfn_lint_serverless.rules" && \
+	"$$venv/bin/cfn-lint" infra/template.yaml -a cfn_lint_serverless.rules && \
+	"$$venv/bin/python" scripts/template_json.py infra/template.yaml target/template.json && \
+	echo "check-infra: the template passes cfn-lint and the serverless rules; target/template.json written"
+
+package: ## Build the three Lambda zips with cargo-lambda (arm64; x86_64 when arm64 cannot be had) and print their sizes
+	scripts/package
+
+deploy: check-infra ## sam build + sam deploy of infra/template.yaml (installs aws-sam-cli and cargo-lambda into .venv when missing)
+	scripts/deploy
+
+deploy-code: ## Fast code update of one function with cargo lambda deploy: make deploy-code FUNCTION=order-pull|consignment-webhook|write-back
+	@test -n "$(FUNCTION)" || { echo "usage: make deploy-code FUNCTION=order-pull|consignment-webhook|write-back" >&2; exit 2; }
+	scripts/deploy-code "$(FUNCTION)"

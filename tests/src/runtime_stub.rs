@@ -28,6 +28,7 @@ struct StubState {
     waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_errors: Mutex<Vec<(String, Value)>>,
     next_calls: Mutex<usize>,
+    first_next: Mutex<Option<std::time::Instant>>,
 }
 
 /// A running Runtime API stub.
@@ -42,6 +43,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 async fn next(State(state): State<Arc<StubState>>) -> Response {
+    lock(&state.first_next).get_or_insert_with(std::time::Instant::now);
     *lock(&state.next_calls) += 1;
     loop {
         let item = lock(&state.pending).pop_front();
@@ -159,6 +161,11 @@ impl RuntimeStub {
     /// The `init/error` posts so far: the error type header and the body.
     pub fn init_errors(&self) -> Vec<(String, Value)> {
         lock(&self.state.init_errors).clone()
+    }
+
+    /// When the function first asked for an event (the end of its init), if it has.
+    pub fn first_next_at(&self) -> Option<std::time::Instant> {
+        *lock(&self.state.first_next)
     }
 
     /// How many times the function asked for the next event.

@@ -1,0 +1,54 @@
+//! What the cin7-gss benchmarks share: an in-memory store table, the lower bound of a call
+//! schedule under sliding-window limits, the call budget of `../shared/product.md`, the
+//! in-process end-to-end flow (pull → GoSweetSpot → ticketed → webhook → write-back) against
+//! the sandboxes, and a signed 50-shipment webhook delivery for latency measurements.
+//!
+//! The `bench-runner` binary (`src/main.rs`) and the `core` bench (`benches/core.rs`) use it;
+//! `make bench` runs both. See `bench/README.md` for the method.
+
+pub mod bound;
+pub mod flow;
+pub mod mem_table;
+pub mod stats;
+pub mod webhook_fixture;
+
+/// A write-back queue that accepts every message at once and keeps it (the queue's own cost
+/// is excluded from the measurements).
+#[derive(Debug, Default)]
+pub struct VecQueue {
+    sent: std::sync::Mutex<Vec<shared::queue::Outgoing>>,
+}
+
+impl VecQueue {
+    /// Takes every message sent so far.
+    pub fn take(&self) -> Vec<shared::queue::Outgoing> {
+        std::mem::take(&mut *self.sent.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+#[async_trait::async_trait]
+impl shared::queue::JobQueue for VecQueue {
+    async fn send(
+        &self,
+        messages: &[shared::queue::Outgoing],
+    ) -> Result<(), shared::queue::QueueError> {
+        self.sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(messages);
+        Ok(())
+    }
+}
+
+/// Percent-encodes a Base64 signature for a query string.
+pub fn encode_signature(signature: &str) -> String {
+    signature
+        .chars()
+        .map(|c| match c {
+            '+' => "%2B".to_string(),
+            '/' => "%2F".to_string(),
+            '=' => "%3D".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}

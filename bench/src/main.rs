@@ -1,0 +1,811 @@
+//! `bench-runner`: the measurements `make bench` prints and writes to `bench/results.json`.
+//!
+//! 1. Init time of the three function binaries (process start → first `GET
+//!    …/invocation/next` on a local Runtime API stub), 30 starts each.
+//! 2. Peak RSS (`VmHWM`) of each over a realistic invocation.
+//! 3. Package size (the `make package` zip, else the binary zipped here).
+//! 4. Throughput of the whole path against the rate-limit bound (time-compressed by default,
+//!    real time with `BENCH_FULL=1`).
+//! 5. Calls per order at several sizes against the budget.
+//! 6. Webhook latency and 7. CPU per order, read from `target/bench/core.json` (the `core`
+//!    bench writes it; `make bench` runs it first).
+//!
+//! Items 1 and 2 need AWS on a local endpoint: run under `scripts/with-moto` (make bench does).
+//! Environment: `BENCH_FULL=1` (full sizes, real-time limits), `BENCH_PROFILE=release|debug`
+//! (which function binaries; default release, falling back to debug when missing),
+//! `BENCH_THROUGHPUT_ORDERS` and `BENCH_SECOND_MS` (override the throughput run).
+
+use chrono::{TimeZone, Utc};
+use cin7_gss_bench::bound::{
+    Budget, CIN7_LIMITS, GSS_LIMITS, cin7_ceilings, earliest_last_start, gss_ceilings,
+};
+use cin7_gss_bench::flow::{self, FlowConfig, FlowResult};
+use cin7_gss_bench::stats::{ms, quantile};
+use integration_tests::runtime_stub::{Outcome, RuntimeStub};
+use integration_tests::{CIN7_KEY, CIN7_USER, GSS_KEY, GSS_SITE, order, sandbox_settings};
+use sandbox::{Cin7Sandbox, GssSandbox, Ticket};
+use serde_json::{Value, json};
+use shared::secrets::SecretString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FUNCTIONS: [&str; 3] = ["order-pull", "consignment-webhook", "write-back"];
+const STARTS: usize = 30;
+/// lambda-perf (maxday.github.io/lambda-perf): Rust hello-world init, provided.al2023 arm64.
+const LAMBDA_PERF_RUST_ARM64_MS: f64 = 13.8;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+fn full() -> bool {
+    std::env::var("BENCH_FULL").is_ok_and(|v| v == "1")
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// The function binaries measured, and the profile they were built with.
+fn binaries() -> (String, Vec<(String, PathBuf)>) {
+    let wanted = std::env::var("BENCH_PROFILE").unwrap_or_else(|_| "release".into());
+    let found = |profile: &str| {
+        FUNCTIONS
+            .iter()
+            .map(|f| (f.to_string(), target_dir().join(profile).join(f)))
+            .collect::<Vec<_>>()
+    };
+    let release = found(&wanted);
+    if release.iter().all(|(_, p)| p.exists()) {
+        return (wanted, release);
+    }
+    eprintln!(
+        "bench: {wanted} binaries missing (cargo build --release -p order-pull -p consignment-webhook -p write-back); measuring debug"
+    );
+    ("debug".into(), found("debug"))
+}
+
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kb: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    json!({
+        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu": model,
+        "memory_gib": (mem_kb as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+        "load_average": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+    })
+}
+
+struct Function(Child);
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Function {
+    /// Peak resident set size so far (`VmHWM`), in KiB.
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+}
+
+fn start(path: &Path, name: &str, stub: &RuntimeStub, env: &[(&str, String)]) -> Function {
+    let mut cmd = Command::new(path);
+    cmd.env("AWS_LAMBDA_RUNTIME_API", stub.addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Function(cmd.spawn().expect("the function starts"))
+}
+
+/// Everything the binaries need on the local AWS endpoint, and the sandboxes.
+struct World {
+    table: String,
+    queue_url: String,
+    secret_prefix: String,
+    cin7: Cin7Sandbox,
+    gss: GssSandbox,
+}
+
+const WEBHOOK_SECRET: &str = "bench-webhook-secret";
+
+impl World {
+    async fn new() -> Self {
+        let sdk = shared::aws_config::sdk_config().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = integration_tests::unique_name("bench");
+        shared::store::dynamodb::create_table(&dynamo, &table)
+            .await
+            .expect("table created");
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue_url = shared::queue::sqs::create_queue(
+            &sqs,
+            &integration_tests::unique_name("bench-q"),
+            None,
+        )
+        .await
+        .expect("queue created");
+        let secrets = shared::aws_config::secrets_manager(&sdk, Duration::from_secs(1));
+        let secret_prefix = integration_tests::unique_name("cin7-gss-bench");
+        for (name, value) in [
+            ("cin7", CIN7_KEY),
+            ("gss", GSS_KEY),
+            ("webhook", WEBHOOK_SECRET),
+        ] {
+            secrets
+                .put(
+                    &format!("{secret_prefix}/{name}"),
+                    &SecretString::from(value.to_string()),
+                )
+                .await
+                .expect("secret stored");
+        }
+        let cin7 = Cin7Sandbox::start(CIN7_USER, CIN7_KEY)
+            .await
+            .expect("cin7 sandbox");
+        let gss = GssSandbox::start(GSS_SITE, GSS_KEY)
+            .await
+            .expect("gss sandbox");
+        let store = shared::aws_config::dynamo_store(&sdk, &table);
+        let mut settings = sandbox_settings("acme", &cin7, &gss);
+        settings.cin7.api_key.0 = format!("{secret_prefix}/cin7");
+        settings.gss.access_key.0 = format!("{secret_prefix}/gss");
+        settings.webhook.secret.0 = format!("{secret_prefix}/webhook");
+        settings.webhook.signature_param = Some("signature".into());
+        settings.import.max_age_days = 5000;
+        settings.write_back.send_ticket_number = true;
+        settings.write_back.freight = shared::settings::FreightMode::Cost;
+        store
+            .put_integration(&settings)
+            .await
+            .expect("integration saved");
+        Self {
+            table,
+            queue_url,
+            secret_prefix,
+            cin7,
+            gss,
+        }
+    }
+
+    fn env(&self, name: &str) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("TABLE_NAME", self.table.clone()),
+            ("SECRETS_CACHE_SECONDS", "300".into()),
+        ];
+        match name {
+            "order-pull" => {
+                env.push(("PULL_CONCURRENCY", "4".into()));
+                env.push(("PULL_MARGIN_SECONDS", "1".into()));
+            }
+            "consignment-webhook" => env.push(("WRITE_BACK_QUEUE_URL", self.queue_url.clone())),
+            _ => {
+                env.push(("MAX_RECEIVE_COUNT", "5".into()));
+                env.push(("SHOPIFY_TRIGGER_URL_TEMPLATE", self.cin7.shopify_template()));
+            }
+        }
+        env
+    }
+}
+
+async fn init_times(world: &World, binaries: &[(String, PathBuf)]) -> Value {
+    let mut out = serde_json::Map::new();
+    for (name, path) in binaries {
+        let mut samples = Vec::new();
+        let mut failures = 0;
+        for _ in 0..STARTS {
+            let stub = RuntimeStub::start().await;
+            let t0 = Instant::now();
+            let f = start(path, name, &stub, &world.env(name));
+            let deadline = t0 + Duration::from_secs(10);
+            while stub.first_next_at().is_none() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            match stub.first_next_at() {
+                Some(at) => samples.push(at.duration_since(t0)),
+                None => failures += 1,
+            }
+            drop(f);
+        }
+        out.insert(
+            name.clone(),
+            json!({
+                "starts": samples.len(),
+                "failures": failures,
+                "median_ms": ms(quantile(&samples, 0.5)),
+                "p90_ms": ms(quantile(&samples, 0.9)),
+                "min_ms": ms(quantile(&samples, 0.0)),
+                "max_ms": ms(quantile(&samples, 1.0)),
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
+fn webhook_event(integration: &str, body: &str, signature: &str) -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": "POST /webhooks/gosweetspot/{integration_id}",
+        "rawPath": format!("/webhooks/gosweetspot/{integration}"),
+        "rawQueryString": format!("signature={}", cin7_gss_bench::encode_signature(signature)),
+        "headers": {"content-type": "application/json", "user-agent": "GoSweetSpot"},
+        "queryStringParameters": {"signature": signature},
+        "pathParameters": {"integration_id": integration},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
+            "domainPrefix": "api",
+            "http": {"method": "POST", "path": format!("/webhooks/gosweetspot/{integration}"),
+                     "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "GoSweetSpot"},
+            "requestId": "r-1", "routeKey": "POST /webhooks/gosweetspot/{integration_id}",
+            "stage": "$default", "time": "27/Nov/2026:09:00:00 +0000", "timeEpoch": 1795800000000i64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
+
+/// Runs one invocation of a fresh process and reads its peak RSS before it is stopped.
+async fn invoke_for_rss(
+    world: &World,
+    name: &str,
+    path: &Path,
+    event: Value,
+) -> (Option<u64>, Duration, Value) {
+    let stub = RuntimeStub::start().await;
+    let f = start(path, name, &stub, &world.env(name));
+    let t0 = Instant::now();
+    let outcome = stub.invoke(event, Duration::from_secs(300)).await;
+    let took = t0.elapsed();
+    // The answer is posted before the runtime asks for the next event; wait for that so the
+    // process is idle, then read the high-water mark.
+    let until = Instant::now() + Duration::from_secs(5);
+    while stub.next_calls() < 2 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rss = f.peak_rss_kib();
+    drop(f);
+    let answer = match outcome {
+        Outcome::Response(v) => v,
+        Outcome::Error(e) => json!({"error": e}),
+    };
+    (rss, took, answer)
+}
+
+async fn peak_rss(world: &World, binaries: &[(String, PathBuf)], orders: usize) -> Value {
+    let path = |n: &str| {
+        binaries
+            .iter()
+            .find(|(name, _)| name == n)
+            .map(|(_, p)| p.clone())
+            .expect("binary listed")
+    };
+    let base = Utc
+        .with_ymd_and_hms(2026, 11, 20, 9, 0, 0)
+        .single()
+        .expect("a valid date");
+    for i in 1..=orders {
+        world.cin7.put_order(order(
+            i as i64,
+            &format!("R-{i}"),
+            base + chrono::Duration::seconds(i as i64),
+        ));
+    }
+    let mut out = serde_json::Map::new();
+
+    let scheduled = json!({
+        "version": "0", "id": "bench", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-27T09:00:00Z", "region": "ap-southeast-2",
+        "resources": [], "detail": {}
+    });
+    let (rss, took, answer) =
+        invoke_for_rss(world, "order-pull", &path("order-pull"), scheduled).await;
+    out.insert(
+        "order-pull".into(),
+        json!({
+            "invocation": format!("scheduled pull of {orders} new orders"),
+            "peak_rss_mib": rss.map(|k| k as f64 / 1024.0),
+            "invocation_s": took.as_secs_f64(),
+            "published": answer["summaries"][0]["published"],
+            "outcome": answer["summaries"][0]["outcome"],
+        }),
+    );
+
+    let mut shipments = Vec::new();
+    for i in 1..=100.min(orders) {
+        if let Ok(s) = world.gss.ticket(&format!("R-{i}"), Ticket::default()).await {
+            shipments.push((i as i64, s));
+        }
+    }
+    let delivery: Vec<_> = shipments.iter().take(50).map(|(_, s)| s.clone()).collect();
+    let body = serde_json::to_string(&delivery).expect("shipments encode");
+    let signature =
+        shared::signature::sign(WEBHOOK_SECRET.as_bytes(), body.as_bytes()).expect("HMAC key");
+    let (rss, took, answer) = invoke_for_rss(
+        world,
+        "consignment-webhook",
+        &path("consignment-webhook"),
+        webhook_event("acme", &body, &signature),
+    )
+    .await;
+    out.insert(
+        "consignment-webhook".into(),
+        json!({
+            "invocation": format!("signed delivery of {} shipments", delivery.len()),
+            "peak_rss_mib": rss.map(|k| k as f64 / 1024.0),
+            "invocation_s": took.as_secs_f64(),
+            "status": answer["statusCode"],
+            "answer": answer["body"],
+        }),
+    );
+
+    let records: Vec<Value> = shipments
+        .iter()
+        .enumerate()
+        .map(|(n, (id, s))| {
+            let job = shared::jobs::WriteBackJob {
+                integration_id: "acme".into(),
+                connote: s.consignment_no.clone().unwrap_or_default(),
+                packing_slip: format!("R-{id}"),
+                cin7_id: *id,
+                reference: Some(format!("R-{id}")),
+                tracking_url: s.tracking.clone(),
+                total_cost: s.total_cost,
+                created_utc: s.created_utc,
+                manual_ticket: false,
+            };
+            json!({
+                "messageId": format!("m-{n}"), "receiptHandle": format!("r-{n}"),
+                "body": job.to_body().expect("job body"),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:ap-southeast-2:123456789012:write-back",
+                "awsRegion": "ap-southeast-2"
+            })
+        })
+        .collect();
+    let jobs = records.len();
+    let (rss, took, answer) = invoke_for_rss(
+        world,
+        "write-back",
+        &path("write-back"),
+        json!({"Records": records}),
+    )
+    .await;
+    let dispatched = (1..=jobs as i64)
+        .filter(|id| {
+            world
+                .cin7
+                .order(*id)
+                .is_some_and(|o| o["stage"] == "Dispatched")
+        })
+        .count();
+    out.insert(
+        "write-back".into(),
+        json!({
+            "invocation": format!("SQS batch of {jobs} jobs"),
+            "peak_rss_mib": rss.map(|k| k as f64 / 1024.0),
+            "invocation_s": took.as_secs_f64(),
+            "failed": answer["batchItemFailures"].as_array().map(Vec::len),
+            "dispatched": dispatched,
+        }),
+    );
+    let _ = &world.secret_prefix;
+    Value::Object(out)
+}
+
+fn package_sizes(binaries: &[(String, PathBuf)]) -> Value {
+    let mut out = serde_json::Map::new();
+    let dir = target_dir().join("bench");
+    let _ = std::fs::create_dir_all(&dir);
+    for (name, path) in binaries {
+        let packaged = target_dir().join("lambda").join(name).join("bootstrap.zip");
+        let (zip, source) = if packaged.exists() {
+            (packaged, "make package".to_string())
+        } else {
+            let zip = dir.join(format!("{name}.zip"));
+            let script = "import sys, zipfile\n\
+                with zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED, compresslevel=9) as z:\n\
+                \x20   z.write(sys.argv[1], 'bootstrap')\n";
+            let ok = Command::new("python3")
+                .args(["-c", script])
+                .arg(path)
+                .arg(&zip)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                out.insert(name.clone(), json!({"error": "could not zip the binary"}));
+                continue;
+            }
+            (zip, "binary zipped here (deflate, level 9)".to_string())
+        };
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or_default();
+        out.insert(
+            name.clone(),
+            json!({
+                "zip_mib": size(&zip) as f64 / 1024.0 / 1024.0,
+                "binary_mib": size(path) as f64 / 1024.0 / 1024.0,
+                "source": source,
+                "zip": zip.display().to_string(),
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
+fn calls_json(c: &flow::Calls) -> Value {
+    json!({"cin7_get": c.cin7_get, "cin7_put": c.cin7_put, "gss_get": c.gss_get, "gss_put": c.gss_put})
+}
+
+fn throughput_json(r: &FlowResult, factor: f64) -> Value {
+    let total_cin7 = r.import.cin7_get
+        + r.import.cin7_put
+        + r.write_back_calls.cin7_get
+        + r.write_back_calls.cin7_put;
+    let total_gss = r.import.gss_get
+        + r.import.gss_put
+        + r.write_back_calls.gss_get
+        + r.write_back_calls.gss_put;
+    let budget = Budget::for_orders(r.orders as u64);
+    let bound_at = |cin7_calls: u64, gss_calls: u64, published: bool| {
+        let (c, g) = if published {
+            (CIN7_LIMITS.to_vec(), GSS_LIMITS.to_vec())
+        } else {
+            (cin7_ceilings().to_vec(), gss_ceilings().to_vec())
+        };
+        let cin7 = earliest_last_start(cin7_calls, &c);
+        let gss = earliest_last_start(gss_calls, &g);
+        (cin7.mul_f64(factor), gss.mul_f64(factor))
+    };
+    let (b_cin7, b_gss) = bound_at(budget.cin7(), budget.gss(), true);
+    let bound = b_cin7.max(b_gss);
+    let (c_cin7, c_gss) = bound_at(budget.cin7(), budget.gss(), false);
+    let ceiling_bound = c_cin7.max(c_gss);
+    json!({
+        "orders": r.orders,
+        "time_factor": factor,
+        "wall_s": r.wall.as_secs_f64(),
+        "phases_s": {"pull": r.pull.as_secs_f64(), "ticket_and_webhook": r.ticket_and_webhook.as_secs_f64(),
+                      "write_back": r.write_back.as_secs_f64()},
+        "bound_s": bound.as_secs_f64(),
+        "bound_cin7_s": b_cin7.as_secs_f64(),
+        "bound_gss_s": b_gss.as_secs_f64(),
+        "bound_at_our_ceilings_s": ceiling_bound.as_secs_f64(),
+        "wall_over_bound": if bound.is_zero() { Value::Null } else { json!(r.wall.as_secs_f64() / bound.as_secs_f64()) },
+        "cin7_calls": total_cin7,
+        "gss_calls": total_gss,
+        "budget_cin7": budget.cin7(),
+        "budget_gss": budget.gss(),
+        "throttled_429": {"cin7": r.cin7_throttled, "gss": r.gss_throttled},
+        "dispatched": r.dispatched,
+        "written_back": r.written_back,
+    })
+}
+
+fn efficiency_json(r: &FlowResult) -> Value {
+    let n = r.orders as u64;
+    let b = Budget::for_orders(n);
+    let per = |c: u64| c as f64 / n.max(1) as f64;
+    let import_cin7 = r.import.cin7_get + r.import.cin7_put;
+    let import_gss = r.import.gss_get + r.import.gss_put;
+    let wb_cin7 = r.write_back_calls.cin7_get + r.write_back_calls.cin7_put;
+    let wb_gss = r.write_back_calls.gss_get + r.write_back_calls.gss_put;
+    json!({
+        "orders": n,
+        "import": {"cin7": import_cin7, "gss": import_gss, "cin7_per_order": per(import_cin7),
+                    "gss_per_order": per(import_gss), "budget_cin7": b.import_cin7, "budget_gss": b.import_gss,
+                    "calls": calls_json(&r.import)},
+        "write_back": {"cin7": wb_cin7, "gss": wb_gss, "cin7_per_order": per(wb_cin7),
+                        "gss_per_order": per(wb_gss), "budget_cin7": b.writeback_cin7, "budget_gss": b.writeback_gss,
+                        "calls": calls_json(&r.write_back_calls)},
+        "within_budget": import_cin7 <= b.import_cin7 && import_gss <= b.import_gss
+            && wb_cin7 <= b.writeback_cin7 && wb_gss <= b.writeback_gss,
+        "dispatched": r.dispatched,
+    })
+}
+
+fn f(v: &Value) -> String {
+    match v.as_f64() {
+        Some(x) if x.abs() >= 100.0 => format!("{x:.0}"),
+        Some(x) if x.abs() >= 10.0 => format!("{x:.1}"),
+        Some(x) => format!("{x:.2}"),
+        None => v.to_string(),
+    }
+}
+
+fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "n/a",
+    }
+}
+
+fn print_table(results: &Value) {
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    let profile = results["binaries_profile"].as_str().unwrap_or("?");
+    for name in FUNCTIONS {
+        let i = &results["init_time"][name];
+        if i.is_object() {
+            let median = i["median_ms"].as_f64().unwrap_or(f64::MAX);
+            rows.push([
+                format!("init {name} ({profile})"),
+                format!(
+                    "median {} ms, p90 {} ms ({} starts)",
+                    f(&i["median_ms"]),
+                    f(&i["p90_ms"]),
+                    i["starts"]
+                ),
+                format!("≤ 20 ms median (lambda-perf Rust arm64: {LAMBDA_PERF_RUST_ARM64_MS} ms)"),
+                verdict(Some(median <= 20.0)).into(),
+            ]);
+        }
+    }
+    for name in FUNCTIONS {
+        let r = &results["peak_rss"][name];
+        if r.is_object() {
+            let mib = r["peak_rss_mib"].as_f64();
+            rows.push([
+                format!("peak RSS {name}"),
+                format!(
+                    "{} MiB ({}, {} s)",
+                    f(&r["peak_rss_mib"]),
+                    r["invocation"].as_str().unwrap_or(""),
+                    f(&r["invocation_s"])
+                ),
+                "≤ 40 MB".into(),
+                verdict(mib.map(|m| m * 1.048_576 <= 40.0)).into(),
+            ]);
+        }
+    }
+    for name in FUNCTIONS {
+        let p = &results["package_size"][name];
+        if p.is_object() {
+            let mib = p["zip_mib"].as_f64();
+            rows.push([
+                format!("zip {name}"),
+                format!(
+                    "{} MiB (binary {} MiB; {})",
+                    f(&p["zip_mib"]),
+                    f(&p["binary_mib"]),
+                    p["source"].as_str().unwrap_or("")
+                ),
+                "≤ 4 MB".into(),
+                verdict(mib.map(|m| m * 1.048_576 <= 4.0)).into(),
+            ]);
+        }
+    }
+    let t = &results["throughput"];
+    if t.is_object() {
+        let ratio = t["wall_over_bound"].as_f64();
+        let throttled = t["throttled_429"]["cin7"].as_u64().unwrap_or(0)
+            + t["throttled_429"]["gss"].as_u64().unwrap_or(0);
+        rows.push([
+            format!(
+                "throughput {} orders (time × {})",
+                t["orders"], t["time_factor"]
+            ),
+            format!(
+                "wall {} s; bound {} s (CIN7 {} s, GSS {} s; at our ceilings {} s); {} CIN7 + {} GSS calls; 429s: {}; dispatched {}",
+                f(&t["wall_s"]),
+                f(&t["bound_s"]),
+                f(&t["bound_cin7_s"]),
+                f(&t["bound_gss_s"]),
+                f(&t["bound_at_our_ceilings_s"]),
+                t["cin7_calls"],
+                t["gss_calls"],
+                throttled,
+                t["dispatched"]
+            ),
+            "within 10 % of the bound, 0 429s".into(),
+            verdict(ratio.map(|r| r <= 1.10 && throttled == 0)).into(),
+        ]);
+    }
+    if let Some(list) = results["call_efficiency"].as_array() {
+        for e in list {
+            rows.push([
+                format!("calls for {} orders", e["orders"]),
+                format!(
+                    "import CIN7 {} (budget {}), GSS {} (budget {}); write-back CIN7 {} (budget {}), GSS {} (budget {})",
+                    e["import"]["cin7"],
+                    e["import"]["budget_cin7"],
+                    e["import"]["gss"],
+                    e["import"]["budget_gss"],
+                    e["write_back"]["cin7"],
+                    e["write_back"]["budget_cin7"],
+                    e["write_back"]["gss"],
+                    e["write_back"]["budget_gss"]
+                ),
+                "the budget exactly".into(),
+                verdict(e["within_budget"].as_bool()).into(),
+            ]);
+        }
+    }
+    let core = &results["core"];
+    if let Some(w) = core.get("webhook_latency").filter(|w| w.is_object()) {
+        rows.push([
+            "webhook handle, 50 shipments".into(),
+            format!(
+                "p50 {} ms, p99 {} ms ({} deliveries, in-memory store; SQLite file: p50 {} ms, p99 {} ms)",
+                f(&w["memory"]["p50_ms"]),
+                f(&w["memory"]["p99_ms"]),
+                w["memory"]["samples"],
+                f(&w["sqlite"]["p50_ms"]),
+                f(&w["sqlite"]["p99_ms"])
+            ),
+            "p99 ≤ 2 ms".into(),
+            verdict(w["memory"]["p99_ms"].as_f64().map(|p| p <= 2.0)).into(),
+        ]);
+    }
+    if let Some(c) = core.get("cpu_per_order").filter(|c| c.is_object()) {
+        rows.push([
+            "CPU per order".into(),
+            format!(
+                "parse {} µs, map {} µs, plan {} µs; instructions/order: {}",
+                f(&c["parse_us"]),
+                f(&c["map_us"]),
+                f(&c["plan_us"]),
+                c["instructions_per_order"]
+                    .as_u64()
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| c["instructions_note"].as_str().unwrap_or("n/a").into())
+            ),
+            "reported".into(),
+            "n/a".into(),
+        ]);
+    } else {
+        rows.push([
+            "webhook latency, CPU per order".into(),
+            "not measured: run `cargo bench -p cin7-gss-bench --bench core` first".into(),
+            String::new(),
+            "n/a".into(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..4)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(8)
+        })
+        .collect();
+    let line = |cells: [&str; 4]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
+            .collect();
+        println!("| {} |", padded.join(" | "));
+    };
+    line(["measure", "result", "target", "verdict"]);
+    println!(
+        "|{}|",
+        widths
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    for r in &rows {
+        line([&r[0], &r[1], &r[2], &r[3]]);
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let full = full();
+    let started = Instant::now();
+    let (profile, binaries) = binaries();
+    let mut results = json!({
+        "mode": if full { "full" } else { "default" },
+        "generated_at": Utc::now().to_rfc3339(),
+        "machine": machine(),
+        "binaries_profile": profile,
+    });
+
+    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+        if binaries.iter().all(|(_, p)| p.exists()) {
+            eprintln!("bench: init time ({STARTS} starts each) …");
+            let world = World::new().await;
+            results["init_time"] = init_times(&world, &binaries).await;
+            results["init_time"]["reference_lambda_perf_rust_arm64_ms"] =
+                json!(LAMBDA_PERF_RUST_ARM64_MS);
+            eprintln!("bench: peak RSS …");
+            results["peak_rss"] = peak_rss(&world, &binaries, 1000).await;
+        } else {
+            results["init_time"] = json!({"skipped": "function binaries not built"});
+        }
+    } else {
+        results["init_time"] = json!({"skipped": "AWS_ENDPOINT_URL not set: run under scripts/with-moto (make bench does)"});
+    }
+    results["package_size"] = package_sizes(&binaries);
+
+    let (orders, second_ms) = if full { (10_000, 1000) } else { (3_000, 50) };
+    let orders = env_number("BENCH_THROUGHPUT_ORDERS").map_or(orders, |n| n as usize);
+    let second_ms = env_number("BENCH_SECOND_MS").unwrap_or(second_ms);
+    let factor = second_ms as f64 / 1000.0;
+    eprintln!("bench: throughput, {orders} orders, a second of {second_ms} ms …");
+    let paced = flow::run(FlowConfig {
+        orders,
+        time_factor: Some(factor),
+    })
+    .await;
+    results["throughput"] = throughput_json(&paced, factor);
+    let unpaced = flow::run(FlowConfig {
+        orders,
+        time_factor: None,
+    })
+    .await;
+    results["throughput"]["unpaced_wall_s"] = json!(unpaced.wall.as_secs_f64());
+
+    let sizes: &[usize] = if full {
+        &[1, 10, 100, 10_000]
+    } else {
+        &[1, 10, 100, 1000]
+    };
+    let mut efficiency = Vec::new();
+    for &n in sizes {
+        eprintln!("bench: calls for {n} orders …");
+        let r = if n == orders {
+            unpaced.clone()
+        } else {
+            flow::run(FlowConfig {
+                orders: n,
+                time_factor: None,
+            })
+            .await
+        };
+        efficiency.push(efficiency_json(&r));
+    }
+    results["call_efficiency"] = Value::Array(efficiency);
+
+    let core_path = target_dir().join("bench").join("core.json");
+    results["core"] = std::fs::read_to_string(&core_path)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_else(|| json!({"missing": core_path.display().to_string()}));
+    results["runner_seconds"] = json!(started.elapsed().as_secs_f64());
+
+    print_table(&results);
+    let out = workspace().join("bench").join("results.json");
+    let text = serde_json::to_string_pretty(&results).expect("results encode");
+    std::fs::write(&out, text + "\n").expect("results written");
+    println!("\nwritten: {}", out.display());
+}
