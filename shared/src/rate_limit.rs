@@ -53,9 +53,9 @@ pub struct WindowLimiter {
     log: Mutex<VecDeque<Instant>>,
 }
 
-/// Margin added to each real-time window so that network jitter between our clock and the
-/// server's cannot squeeze an extra call into a server-side window.
-const SAFETY_MARGIN: Duration = Duration::from_millis(50);
+/// Margin added to each real-time window so that network jitter, and scheduling delays between
+/// a grant and the request leaving, cannot squeeze an extra call into a server-side window.
+const SAFETY_MARGIN: Duration = Duration::from_millis(150);
 
 impl WindowLimiter {
     /// A limiter enforcing every window given.
