@@ -198,6 +198,10 @@ struct Condition {
     values: Vec<(&'static str, AttributeValue)>,
 }
 
+/// The condition of [`Cond::HeldBy`]: the live item is held by this owner.
+const HELD_BY_CONDITION: &str =
+    "#owner = :owner AND (attribute_not_exists(expires_at) OR expires_at >= :now_s)";
+
 fn condition(cond: Cond, now_s: i64) -> Option<Condition> {
     let absent = || Condition {
         expression: ABSENT_CONDITION,
@@ -211,6 +215,11 @@ fn condition(cond: Cond, now_s: i64) -> Option<Condition> {
             expression: VERSION_CONDITION,
             names: vec![],
             values: vec![(":v", num(v)), (":now_s", num(now_s))],
+        }),
+        Cond::HeldBy(owner) => Some(Condition {
+            expression: HELD_BY_CONDITION,
+            names: vec![("#owner", OWNER)],
+            values: vec![(":owner", s(owner)), (":now_s", num(now_s))],
         }),
         Cond::Claim { now_ms, owner } => Some(Condition {
             expression: CLAIM_CONDITION,

@@ -408,16 +408,9 @@ impl Store {
             expires_at: Some(now.timestamp() + IDEMPOTENCY_KEEP.as_secs() as i64),
             version: 0,
         };
-        // Only while we still hold it: the claim condition with our own name as owner (an
-        // item held by another owner whose hold lapsed would also pass, so read first).
-        match self.table.get(&item.pk, &item.sk, now.timestamp()).await? {
-            Some(held) if held.owner.as_deref() == Some(owner) => {}
-            _ => return Ok(false),
-        }
-        let cond = Cond::Claim {
-            now_ms: now.timestamp_millis(),
-            owner: owner.into(),
-        };
+        // Only while we still hold it: a worker that took the claim over after our hold
+        // lapsed owns it now, and its result must not be overwritten.
+        let cond = Cond::HeldBy(owner.into());
         self.table.put(item, cond, now.timestamp()).await
     }
 

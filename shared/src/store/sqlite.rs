@@ -122,6 +122,8 @@ impl Table for SqliteTable {
                 (Cond::Absent, Some(_)) => false,
                 (Cond::Version(v), e) => e.as_ref().map_or(0, |e| e.version) == *v,
                 (Cond::Claim { .. }, None) => true,
+                (Cond::HeldBy(_), None) => false,
+                (Cond::HeldBy(owner), Some(e)) => e.owner.as_deref() == Some(owner.as_str()),
                 (Cond::Claim { now_ms, owner }, Some(e)) => {
                     (e.state.as_deref() == Some(IN_PROGRESS)
                         && e.held_until_ms.is_some_and(|h| h < *now_ms))

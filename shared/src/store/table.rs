@@ -39,6 +39,8 @@ pub enum Cond {
     /// The claim condition of the Powertools idempotency utility, also used for leases: the
     /// item is absent, or expired, or in progress with its hold lapsed, or held by `owner`.
     Claim { now_ms: i64, owner: String },
+    /// Only when the live item is held by `owner` (completing one's own claim).
+    HeldBy(String),
 }
 
 /// Why a storage call failed.
