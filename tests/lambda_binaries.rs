@@ -56,37 +56,6 @@ fn start(name: &str, stub: &RuntimeStub, env: &[(&str, String)]) -> Function {
     Function(cmd.spawn().expect("the function starts"))
 }
 
-fn webhook_event(integration: &str, body: &str, signature: &str) -> Value {
-    let encoded: String = signature
-        .chars()
-        .map(|c| match c {
-            '+' => "%2B".to_string(),
-            '/' => "%2F".to_string(),
-            '=' => "%3D".to_string(),
-            c => c.to_string(),
-        })
-        .collect();
-    json!({
-        "version": "2.0",
-        "routeKey": "POST /webhooks/gosweetspot/{integration_id}",
-        "rawPath": format!("/webhooks/gosweetspot/{integration}"),
-        "rawQueryString": format!("signature={encoded}"),
-        "headers": {"content-type": "application/json", "user-agent": "GoSweetSpot"},
-        "queryStringParameters": {"signature": signature},
-        "pathParameters": {"integration_id": integration},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
-            "domainPrefix": "api",
-            "http": {"method": "POST", "path": format!("/webhooks/gosweetspot/{integration}"),
-                     "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "GoSweetSpot"},
-            "requestId": "r-1", "routeKey": "POST /webhooks/gosweetspot/{integration_id}",
-            "stage": "$default", "time": "27/Nov/2026:09:00:00 +0000", "timeEpoch": 1795800000000i64
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_full_path_through_the_three_binaries() {
     let sdk = shared::aws_config::sdk_config().await;

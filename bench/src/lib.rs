@@ -40,15 +40,4 @@ impl shared::queue::JobQueue for VecQueue {
     }
 }
 
-/// Percent-encodes a Base64 signature for a query string.
-pub fn encode_signature(signature: &str) -> String {
-    signature
-        .chars()
-        .map(|c| match c {
-            '+' => "%2B".to_string(),
-            '/' => "%2F".to_string(),
-            '=' => "%3D".to_string(),
-            c => c.to_string(),
-        })
-        .collect()
-}
+pub use integration_tests::encode_signature;

@@ -259,28 +259,6 @@ async fn init_times(world: &World, binaries: &[(String, PathBuf)]) -> Value {
     Value::Object(out)
 }
 
-fn webhook_event(integration: &str, body: &str, signature: &str) -> Value {
-    json!({
-        "version": "2.0",
-        "routeKey": "POST /webhooks/gosweetspot/{integration_id}",
-        "rawPath": format!("/webhooks/gosweetspot/{integration}"),
-        "rawQueryString": format!("signature={}", cin7_gss_bench::encode_signature(signature)),
-        "headers": {"content-type": "application/json", "user-agent": "GoSweetSpot"},
-        "queryStringParameters": {"signature": signature},
-        "pathParameters": {"integration_id": integration},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
-            "domainPrefix": "api",
-            "http": {"method": "POST", "path": format!("/webhooks/gosweetspot/{integration}"),
-                     "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "GoSweetSpot"},
-            "requestId": "r-1", "routeKey": "POST /webhooks/gosweetspot/{integration_id}",
-            "stage": "$default", "time": "27/Nov/2026:09:00:00 +0000", "timeEpoch": 1795800000000i64
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
-}
-
 /// Runs one invocation of a fresh process and reads its peak RSS before it is stopped.
 async fn invoke_for_rss(
     world: &World,
@@ -361,7 +339,7 @@ async fn peak_rss(world: &World, binaries: &[(String, PathBuf)], orders: usize) 
         world,
         "consignment-webhook",
         &path("consignment-webhook"),
-        webhook_event("acme", &body, &signature),
+        integration_tests::webhook_event("acme", &body, &signature),
     )
     .await;
     out.insert(

@@ -66,11 +66,6 @@ impl WindowLimiter {
         }
     }
 
-    /// CIN7's published limits (see [`cin7_windows`]).
-    pub fn cin7() -> Self {
-        Self::new(cin7_windows())
-    }
-
     /// GoSweetSpot's requested ceiling: under 60 per minute and 1,000 per hour per site.
     pub fn gss() -> Self {
         Self::new(vec![

@@ -448,3 +448,39 @@ impl WriteBackRig {
         self.cin7.harness().count("GET", "/shopify/")
     }
 }
+
+/// A signature as it travels in a query string: `+`, `/` and `=` percent-encoded.
+pub fn encode_signature(signature: &str) -> String {
+    signature
+        .chars()
+        .map(|c| match c {
+            '+' => "%2B".to_string(),
+            '/' => "%2F".to_string(),
+            '=' => "%3D".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// An API Gateway HTTP API (payload 2.0) request posting a signed webhook body.
+pub fn webhook_event(integration: &str, body: &str, signature: &str) -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": "POST /webhooks/gosweetspot/{integration_id}",
+        "rawPath": format!("/webhooks/gosweetspot/{integration}"),
+        "rawQueryString": format!("signature={}", encode_signature(signature)),
+        "headers": {"content-type": "application/json", "user-agent": "GoSweetSpot"},
+        "queryStringParameters": {"signature": signature},
+        "pathParameters": {"integration_id": integration},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
+            "domainPrefix": "api",
+            "http": {"method": "POST", "path": format!("/webhooks/gosweetspot/{integration}"),
+                     "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "GoSweetSpot"},
+            "requestId": "r-1", "routeKey": "POST /webhooks/gosweetspot/{integration_id}",
+            "stage": "$default", "time": "27/Nov/2026:09:00:00 +0000", "timeEpoch": 1795800000000i64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
