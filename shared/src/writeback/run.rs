@@ -541,32 +541,18 @@ async fn record_success(
             }
             r.last_error = None;
             let notes = (!plan.notes.is_empty()).then(|| plan.notes.join("; "));
-            if settings.write_back.send_ticket_number {
-                let reason = if dispatched_now {
-                    "dispatched"
-                } else {
-                    "consignment_added"
-                };
-                r.transition(
-                    OrderState::Dispatched,
-                    reason,
-                    Some(match &notes {
-                        Some(n) => format!("{}: {n}", job.connote),
-                        None => job.connote.clone(),
-                    }),
-                    deps.now,
-                );
-            } else {
-                r.transition(
-                    OrderState::Dispatched,
-                    "written_back",
-                    Some(match &notes {
-                        Some(n) => format!("{}: {n}", job.connote),
-                        None => job.connote.clone(),
-                    }),
-                    deps.now,
-                );
-            }
+            // Without "send ticket number" nothing is dispatched in CIN7: the record says the
+            // consignment was written back (its freight, when that is on).
+            let reason = match (settings.write_back.send_ticket_number, dispatched_now) {
+                (true, true) => "dispatched",
+                (true, false) => "consignment_added",
+                (false, _) => "written_back",
+            };
+            let detail = match &notes {
+                Some(n) => format!("{}: {n}", job.connote),
+                None => job.connote.clone(),
+            };
+            r.transition(OrderState::Dispatched, reason, Some(detail), deps.now);
         },
     )
     .await?;
