@@ -2,14 +2,25 @@
 //! library handlers the Lambdas and local mode run — against the sandboxes with faults
 //! injected, and the promises checked from the sandboxes' own records afterwards:
 //! every eligible order published once, every consignment written back once, no freight added
-//! twice, nothing lost (dispatched, or dead-lettered with its reason on the order), CIN7's
-//! windows never exceeded, no secret in any log line.
+//! twice, nothing lost (dispatched, or dead-lettered with its reason on the order, as
+//! `cin7-gss orders <id> --state failed` shows it), CIN7's windows never exceeded, no secret in
+//! any log line.
+//!
+//! Every scenario runs twice: as deployed (`aws`: the store on DynamoDB and the jobs on SQS,
+//! both on moto, each write-back batch handed over as the SQS event Lambda would deliver, with a
+//! partial batch response and a redrive policy) and in local mode (`local`: the SQLite store
+//! and the embedded queue). The DynamoDB outage runs on the `aws` backend only: the store is
+//! reached through a proxy that cuts every connection while the endpoint is "away".
 //!
 //! `make test` runs every scenario at a reduced size; `make reliability` runs them at full size
 //! (`-- --ignored`) and prints the table. CIN7's limits are compressed in time (a "second" of
 //! 50 ms, a "minute" of 3 s) for both our pacing and the sandbox's check.
 
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{TimeZone, Utc};
+use futures::StreamExt;
+use integration_tests::outage_proxy::OutageProxy;
 use integration_tests::*;
 use rust_decimal::Decimal;
 use sandbox::{Cin7Sandbox, FaultKind, GssSandbox, Matcher, Method, Ticket};
@@ -17,12 +28,17 @@ use serde_json::json;
 use shared::app::{Cin7Pacing, ClientCache};
 use shared::pull::PullOutcome;
 use shared::pull::handler::{PullConfig, PullRequest, handle as pull};
-use shared::queue::JobSource;
 use shared::queue::embedded::EmbeddedQueue;
+use shared::queue::sqs::{self, SqsQueue};
+use shared::queue::{JobQueue, JobSource, Received};
 use shared::rate_limit::Window;
-use shared::store::{OrderState, Store, Table};
+use shared::store::dynamodb::{self, DynamoTable};
+use shared::store::sqlite::SqliteTable;
+use shared::store::{Store, Table};
 use shared::webhook::http::{WebhookDeps, WebhookRequest, handle as webhook};
-use shared::writeback::handler::{QueuedJob, WriteBackConfig, handle as write_back};
+use shared::writeback::handler::{
+    QueuedJob, WriteBackConfig, from_sqs, handle as write_back, sqs_response,
+};
 use shared::writeback::run::HttpShopifyTrigger;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -82,14 +98,19 @@ struct Faults {
 #[derive(Debug)]
 struct Row {
     scenario: &'static str,
+    backend: &'static str,
     faults: String,
     orders: usize,
     published_once: bool,
     dispatched_once: bool,
     freight_once: bool,
+    /// Orders failed with their reason (shown by the CLI; their jobs in the dead-letter queue).
+    dead_lettered: usize,
     lost: usize,
     rate_violations: usize,
     secrets_leaked: usize,
+    /// The injected outage was felt (connections were cut), or none was injected.
+    outage_felt: bool,
 }
 
 impl Row {
@@ -100,6 +121,7 @@ impl Row {
             && self.lost == 0
             && self.rate_violations == 0
             && self.secrets_leaked == 0
+            && self.outage_felt
     }
 }
 
@@ -201,45 +223,202 @@ fn clear(m: &Merchant) {
     m.gss.harness().clear_faults();
 }
 
+/// Where state and jobs live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    /// DynamoDB and SQS on moto, as deployed.
+    Aws,
+    /// The SQLite store and the embedded queue.
+    Local,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Aws => "aws",
+            Self::Local => "local",
+        }
+    }
+}
+
+/// The redrive limit of both queues (the template's `maxReceiveCount`).
+const MAX_RECEIVES: u32 = 5;
+
+/// The write-back queue of a backend.
+enum Queue {
+    Embedded(EmbeddedQueue),
+    Sqs {
+        queue: SqsQueue,
+        client: aws_sdk_sqs::Client,
+        url: String,
+    },
+}
+
+impl Queue {
+    fn sender(&self) -> &dyn JobQueue {
+        match self {
+            Self::Embedded(q) => q,
+            Self::Sqs { queue, .. } => queue,
+        }
+    }
+
+    fn source(&self) -> &dyn JobSource {
+        match self {
+            Self::Embedded(q) => q,
+            Self::Sqs { queue, .. } => queue,
+        }
+    }
+
+    /// Messages not yet acknowledged nor dead-lettered: visible and in flight.
+    async fn pending(&self) -> usize {
+        match self {
+            Self::Embedded(q) => q.depth().await.unwrap(),
+            Self::Sqs { client, url, .. } => {
+                let out = client
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                    .send()
+                    .await
+                    .unwrap();
+                let count = |name: QueueAttributeName| {
+                    out.attributes()
+                        .and_then(|a| a.get(&name))
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0)
+                };
+                count(QueueAttributeName::ApproximateNumberOfMessages)
+                    + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            }
+        }
+    }
+}
+
 struct World {
+    backend: Backend,
     store: Store,
-    queue: EmbeddedQueue,
+    queue: Queue,
+    /// How long a received job stays hidden (SQS counts whole seconds).
+    visibility: Duration,
     clients: ClientCache,
     config: WriteBackConfig,
     shopify: HttpShopifyTrigger,
     secrets: MapSecrets,
+    /// The CLI's backend arguments for this world's store.
+    cli_backend: Vec<String>,
+    /// In front of DynamoDB (the `aws` backend).
+    proxy: Option<OutageProxy>,
+    _dir: tempfile::TempDir,
 }
 
-fn world(table: Arc<dyn Table>, queue_path: &std::path::Path) -> World {
+async fn world(backend: Backend) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let (table, queue, visibility, cli_backend, proxy): (Arc<dyn Table>, _, _, _, _) = match backend
+    {
+        Backend::Local => {
+            let path = dir.path().join("s.sqlite3");
+            let table = Arc::new(SqliteTable::open(&path).unwrap());
+            let queue = EmbeddedQueue::open(&path, MAX_RECEIVES).unwrap();
+            let args = vec![
+                "--backend".into(),
+                "local".into(),
+                "--store".into(),
+                path.display().to_string(),
+            ];
+            (
+                table,
+                Queue::Embedded(queue),
+                Duration::from_millis(600),
+                args,
+                None,
+            )
+        }
+        Backend::Aws => {
+            let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
+                "AWS_ENDPOINT_URL is not set: run under scripts/with-moto (make test does)",
+            );
+            let upstream = endpoint
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string();
+            let proxy = OutageProxy::start(upstream).await.unwrap();
+            let sdk = shared::aws_config::sdk_config().await;
+            let dynamo = aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .endpoint_url(proxy.url())
+                    .build(),
+            );
+            let name = unique_name("rel");
+            dynamodb::create_table(&dynamo, &name).await.unwrap();
+            let client = aws_sdk_sqs::Client::new(&sdk);
+            let dlq = sqs::create_queue(&client, &unique_name("rel-dlq"), None)
+                .await
+                .unwrap();
+            let arn = sqs::queue_arn(&client, &dlq).await.unwrap();
+            let url = sqs::create_queue(
+                &client,
+                &unique_name("rel-jobs"),
+                Some((&arn, MAX_RECEIVES)),
+            )
+            .await
+            .unwrap();
+            // No long poll: moto serves one request at a time.
+            let queue = SqsQueue::new(client.clone(), &url).with_wait(Duration::ZERO);
+            let args = vec![
+                "--backend".into(),
+                "aws".into(),
+                "--table".into(),
+                name.clone(),
+            ];
+            (
+                Arc::new(DynamoTable::new(dynamo, name)),
+                Queue::Sqs { queue, client, url },
+                // Five receives outlast the longest outage, as the template's 20 minutes
+                // outlast a real one.
+                Duration::from_secs(3),
+                args,
+                Some(proxy),
+            )
+        }
+    };
     let store = Store::new(table, Arc::new(shared::clock::SystemClock));
     let mut secrets = sandbox_secrets();
     secrets
         .0
         .insert("WRONG_KEY".into(), "not-the-cin7-key".into());
-    let clients_secrets = sandbox_secrets();
-    let mut cs = clients_secrets.0.clone();
-    cs.insert("WRONG_KEY".into(), "not-the-cin7-key".into());
-    let clients = ClientCache::new(store.clone(), Arc::new(MapSecrets(cs)), Cin7Pacing::Shared)
-        .with_http(Duration::from_millis(400), fast_retry(3))
-        .with_cin7_windows(vec![
-            Window::new(3, SECOND + Duration::from_millis(25)),
-            Window::new(60, SECOND * 60 + Duration::from_millis(100)),
-        ]);
+    let clients = ClientCache::new(
+        store.clone(),
+        Arc::new(MapSecrets(secrets.0.clone())),
+        Cin7Pacing::Shared,
+    )
+    .with_http(Duration::from_millis(400), fast_retry(3))
+    .with_cin7_windows(vec![
+        Window::new(3, SECOND + Duration::from_millis(25)),
+        Window::new(60, SECOND * 60 + Duration::from_millis(100)),
+    ]);
     World {
+        backend,
         store,
-        queue: EmbeddedQueue::open(queue_path, 5).unwrap(),
+        queue,
+        visibility,
         clients,
         config: WriteBackConfig {
             shopify_template: String::new(),
             claim_hold: Duration::from_millis(800),
-            max_receives: 5,
+            max_receives: MAX_RECEIVES,
             owner: unique_name("rel"),
         },
         shopify: HttpShopifyTrigger::new(Duration::from_secs(2)).unwrap(),
         secrets,
+        cli_backend,
+        proxy,
+        _dir: dir,
     }
 }
 
+/// Pulls until a run completes; a run that fails (the store away) is retried, as the next
+/// scheduled run would.
 async fn pull_until_done(w: &World, id: &str, deadline: Instant) {
     let config = PullConfig {
         concurrency: 1,
@@ -247,7 +426,7 @@ async fn pull_until_done(w: &World, id: &str, deadline: Instant) {
         owner: unique_name("pull"),
     };
     while Instant::now() < deadline {
-        let s = pull(
+        match pull(
             PullRequest::One(id.into()),
             &w.store,
             &w.clients,
@@ -255,16 +434,21 @@ async fn pull_until_done(w: &World, id: &str, deadline: Instant) {
             None,
         )
         .await
-        .unwrap();
-        if s[0].outcome == PullOutcome::Completed {
-            return;
+        {
+            Ok(s) if s[0].outcome == PullOutcome::Completed => return,
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
 }
 
 /// Delivers each consignment's created, picked and delivered webhooks, three times each,
-/// shuffled; a 500 is retried as GoSweetSpot would.
-async fn deliver(w: &World, m: &Merchant, shipments: &[shared::gss::model::Shipment]) {
+/// shuffled, four at a time; a 5xx is retried (after a pause) as GoSweetSpot would.
+async fn deliver(
+    w: &World,
+    m: &Merchant,
+    shipments: &[shared::gss::model::Shipment],
+    deadline: Instant,
+) {
     let mut deliveries = Vec::new();
     for s in shipments {
         let mut picked = s.clone();
@@ -276,16 +460,16 @@ async fn deliver(w: &World, m: &Merchant, shipments: &[shared::gss::model::Shipm
         }
     }
     fastrand::shuffle(&mut deliveries);
-    for d in deliveries {
+    let one = |d: shared::gss::model::Shipment| async move {
         let body = serde_json::to_string(&[d]).unwrap();
         let sig = shared::signature::sign(WEBHOOK_SECRET.as_bytes(), body.as_bytes()).unwrap();
         let query = vec![("signature".to_string(), sig)];
-        for _ in 0..20 {
+        loop {
             let r = webhook(
                 WebhookDeps {
                     store: &w.store,
                     secrets: &w.secrets,
-                    queue: &w.queue,
+                    queue: w.queue.sender(),
                 },
                 &WebhookRequest {
                     method: "POST",
@@ -296,10 +480,62 @@ async fn deliver(w: &World, m: &Merchant, shipments: &[shared::gss::model::Shipm
                 },
             )
             .await;
-            if r.status != 500 {
+            if r.status < 500 {
                 assert_eq!(r.status, 202, "{}", r.body);
                 break;
             }
+            assert!(
+                Instant::now() < deadline,
+                "a delivery was refused until the deadline: {}",
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    futures::stream::iter(deliveries)
+        .for_each_concurrent(4, one)
+        .await;
+}
+
+/// Hands one received batch to the write-back handler the way the backend's consumer does
+/// (on `aws`, as the SQS event Lambda delivers, answered with a partial batch response);
+/// returns the ids of the messages to redeliver.
+async fn write_back_batch(w: &World, received: &[Received]) -> Vec<String> {
+    match w.backend {
+        Backend::Local => {
+            let batch = received
+                .iter()
+                .map(|r| QueuedJob {
+                    message_id: r.message_id.clone(),
+                    body: r.body.clone(),
+                    receive_count: r.receive_count,
+                })
+                .collect();
+            write_back(batch, &w.store, &w.clients, &w.shopify, &w.config).await
+        }
+        Backend::Aws => {
+            let mut event = SqsEvent::default();
+            event.records = received
+                .iter()
+                .map(|r| {
+                    let mut m = SqsMessage::default();
+                    m.message_id = Some(r.message_id.clone());
+                    m.receipt_handle = Some(r.receipt.clone());
+                    m.body = Some(r.body.clone());
+                    m.attributes.insert(
+                        "ApproximateReceiveCount".into(),
+                        r.receive_count.to_string(),
+                    );
+                    m
+                })
+                .collect();
+            let failed =
+                write_back(from_sqs(event), &w.store, &w.clients, &w.shopify, &w.config).await;
+            sqs_response(failed)
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect()
         }
     }
 }
@@ -310,27 +546,18 @@ async fn deliver(w: &World, m: &Merchant, shipments: &[shared::gss::model::Shipm
 async fn drain(w: &World, workers: usize, kill: bool, deadline: Instant) {
     let worker = || async {
         while Instant::now() < deadline {
-            let received = w
-                .queue
-                .receive(100, Duration::from_millis(600))
-                .await
-                .unwrap();
+            let received = match w.queue.source().receive(100, w.visibility).await {
+                Ok(r) => r,
+                Err(e) => panic!("the queue stays up in every scenario: {e}"),
+            };
             if received.is_empty() {
-                if w.queue.depth().await.unwrap() == 0 {
+                if w.queue.pending().await == 0 {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
-            let batch: Vec<QueuedJob> = received
-                .iter()
-                .map(|r| QueuedJob {
-                    message_id: r.message_id.clone(),
-                    body: r.body.clone(),
-                    receive_count: r.receive_count,
-                })
-                .collect();
-            let work = write_back(batch, &w.store, &w.clients, &w.shopify, &w.config);
+            let work = write_back_batch(w, &received);
             let failed = if kill && fastrand::f64() < 0.3 {
                 let cut = Duration::from_millis(fastrand::u64(1..40));
                 match tokio::time::timeout(cut, work).await {
@@ -341,21 +568,52 @@ async fn drain(w: &World, workers: usize, kill: bool, deadline: Instant) {
                 work.await
             };
             for r in received.iter().filter(|r| !failed.contains(&r.message_id)) {
-                w.queue.ack(&r.receipt).await.unwrap();
+                w.queue.source().ack(&r.receipt).await.unwrap();
             }
         }
     };
     futures::future::join_all((0..workers).map(|_| worker())).await;
 }
 
+/// The integration's failed orders as the operator sees them: `cin7-gss orders <id> --state
+/// failed --json`, run on the world's store (the binary `make test` builds first).
+fn failed_through_cli(w: &World, integration: &str) -> Vec<(i64, String)> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug").join("cin7-gss");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`; make test does)",
+        bin.display()
+    );
+    let out = std::process::Command::new(&bin)
+        .args(&w.cli_backend)
+        .args(["orders", integration, "--state", "failed", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cin7-gss orders failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    records
+        .iter()
+        .map(|r| {
+            (
+                r["cin7_id"].as_i64().unwrap_or_default(),
+                r["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// Runs one scenario and checks its invariants.
-async fn scenario(name: &'static str, orders: usize, faults: Faults) -> Row {
+async fn scenario(backend: Backend, name: &'static str, orders: usize, faults: Faults) -> Row {
     let secrets_in_logs = [CIN7_KEY, GSS_KEY, WEBHOOK_SECRET, "not-the-cin7-key"];
     let logs = logs();
-    let dir = tempfile::tempdir().unwrap();
-    let table =
-        Arc::new(shared::store::sqlite::SqliteTable::open(&dir.path().join("s.sqlite3")).unwrap());
-    let w = world(table, &dir.path().join("s.sqlite3"));
+    let w = world(backend).await;
     let m = merchant("acme", orders, &w.store, false).await;
     let neighbour = if faults.bad_credentials_neighbour {
         Some(merchant("bolt", orders.min(20), &w.store, true).await)
@@ -368,7 +626,7 @@ async fn scenario(name: &'static str, orders: usize, faults: Faults) -> Row {
         None
     };
     inject(&m, &faults);
-    let deadline = Instant::now() + Duration::from_secs(240);
+    let deadline = Instant::now() + Duration::from_secs(600);
 
     // Pull (twice at once when asked) until complete.
     if faults.concurrent {
@@ -425,21 +683,35 @@ async fn scenario(name: &'static str, orders: usize, faults: Faults) -> Row {
                 .unwrap(),
         );
     }
-    deliver(&w, &m, &shipments).await;
-    if let Some(c) = &third {
-        let mut s = Vec::new();
-        for slip in c.gss.packing_slips() {
-            s.push(c.gss.ticket(&slip, Ticket::default()).await.unwrap());
+    // DynamoDB goes away shortly after the deliveries start, for the scenario's outage, and
+    // comes back; the deliveries and the write-backs carry on through it.
+    let outage = async {
+        if let (Some(d), Some(proxy)) = (faults.dynamodb_outage, &w.proxy) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            proxy.set_down(true);
+            tokio::time::sleep(d).await;
+            proxy.set_down(false);
         }
-        deliver(&w, c, &s).await;
-    }
-    drain(
-        &w,
-        if faults.concurrent { 4 } else { 1 },
-        faults.kill_write_back,
-        deadline,
-    )
-    .await;
+    };
+    let work = async {
+        deliver(&w, &m, &shipments, deadline).await;
+
+        if let Some(c) = &third {
+            let mut s = Vec::new();
+            for slip in c.gss.packing_slips() {
+                s.push(c.gss.ticket(&slip, Ticket::default()).await.unwrap());
+            }
+            deliver(&w, c, &s, deadline).await;
+        }
+        drain(
+            &w,
+            if faults.concurrent { 4 } else { 1 },
+            faults.kill_write_back,
+            deadline,
+        )
+        .await;
+    };
+    tokio::join!(outage, work);
     // Faults off: what is left must complete (redelivery), or be dead-lettered with a reason.
     clear(&m);
     drain(&w, 1, false, deadline).await;
@@ -456,11 +728,7 @@ async fn scenario(name: &'static str, orders: usize, faults: Faults) -> Row {
         }
     }
     let applied = m.cin7.applied();
-    let failed = w
-        .store
-        .list_orders("acme", Some(OrderState::Failed))
-        .await
-        .unwrap();
+    let failed = failed_through_cli(&w, "acme");
     let mut lost = 0;
     let mut freight_once = true;
     for id in 1..=orders as i64 {
@@ -468,7 +736,7 @@ async fn scenario(name: &'static str, orders: usize, faults: Faults) -> Row {
         let dispatched = o["stage"] == "Dispatched";
         let dead_lettered = failed
             .iter()
-            .any(|r| r.cin7_id == id && !r.reason.is_empty());
+            .any(|(failed_id, reason)| *failed_id == id && !reason.is_empty());
         if !dispatched && !dead_lettered {
             lost += 1;
         }
@@ -495,16 +763,24 @@ async fn scenario(name: &'static str, orders: usize, faults: Faults) -> Row {
         "the logs were captured (the secrets check is real)"
     );
     let secrets_leaked = secrets_in_logs.iter().filter(|s| text.contains(*s)).count();
+    let outage_felt = match (faults.dynamodb_outage, &w.proxy) {
+        (Some(_), Some(proxy)) => proxy.dropped() > 0,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
     Row {
         scenario: name,
+        backend: backend.name(),
         faults: describe(&faults),
         orders,
         published_once,
         dispatched_once,
         freight_once,
+        dead_lettered: failed.len(),
         lost,
         rate_violations,
         secrets_leaked,
+        outage_felt,
     }
 }
 
@@ -539,21 +815,41 @@ fn describe(f: &Faults) -> String {
 
 fn print(rows: &[Row]) {
     println!(
-        "{:<28} {:>6} {:>9} {:>10} {:>8} {:>5} {:>10} {:>8}  faults",
-        "scenario", "orders", "published", "dispatched", "freight", "lost", "rate viol.", "secrets"
+        "{:<28} {:<7} {:>6} {:>9} {:>10} {:>8} {:>6} {:>5} {:>10} {:>8} {:>7}  faults",
+        "scenario",
+        "backend",
+        "orders",
+        "published",
+        "dispatched",
+        "freight",
+        "failed",
+        "lost",
+        "rate viol.",
+        "secrets",
+        "outage"
     );
     for r in rows {
-        let yes = |b: bool| if b { "once" } else { "TWICE" };
+        let once = |b: bool| if b { "once" } else { "WRONG" };
+        let outage = if !r.outage_felt {
+            "UNFELT"
+        } else if r.faults.contains("DynamoDB") {
+            "felt"
+        } else {
+            "-"
+        };
         println!(
-            "{:<28} {:>6} {:>9} {:>10} {:>8} {:>5} {:>10} {:>8}  {}",
+            "{:<28} {:<7} {:>6} {:>9} {:>10} {:>8} {:>6} {:>5} {:>10} {:>8} {:>7}  {}",
             r.scenario,
+            r.backend,
             r.orders,
-            yes(r.published_once),
-            yes(r.dispatched_once),
-            yes(r.freight_once),
+            once(r.published_once),
+            once(r.dispatched_once),
+            once(r.freight_once),
+            r.dead_lettered,
             r.lost,
             r.rate_violations,
             r.secrets_leaked,
+            outage,
             r.faults
         );
     }
@@ -622,35 +918,61 @@ fn scenarios() -> Vec<(&'static str, Faults)> {
     ]
 }
 
-async fn run_all(orders: usize, outage: Duration) {
+/// Orders per scenario, by backend.
+struct Sizes {
+    aws: usize,
+    local: usize,
+}
+
+/// Runs every scenario on both backends (the DynamoDB outage on `aws` only), prints the table,
+/// and fails when any cell is wrong.
+async fn run_all(orders: Sizes, outage: Duration) {
     let mut rows = Vec::new();
-    let mut all = scenarios();
-    all.push((
-        "dynamodb_away",
-        Faults {
-            dynamodb_outage: Some(outage),
-            ..Faults::default()
-        },
-    ));
-    for (name, faults) in all {
-        rows.push(scenario(name, orders, faults).await);
+    for (backend, orders) in [(Backend::Aws, orders.aws), (Backend::Local, orders.local)] {
+        let mut all = scenarios();
+        if backend == Backend::Aws {
+            all.push((
+                "dynamodb_away",
+                Faults {
+                    dynamodb_outage: Some(outage),
+                    ..Faults::default()
+                },
+            ));
+        }
+        for (name, faults) in all {
+            let started = Instant::now();
+            let row = scenario(backend, name, orders, faults).await;
+            eprintln!(
+                "{name} on {}: {:.1} s",
+                backend.name(),
+                started.elapsed().as_secs_f64()
+            );
+            rows.push(row);
+        }
     }
     print(&rows);
-    let bad: Vec<&str> = rows
+    let bad: Vec<String> = rows
         .iter()
         .filter(|r| !r.ok())
-        .map(|r| r.scenario)
+        .map(|r| format!("{} on {}", r.scenario, r.backend))
         .collect();
     assert!(bad.is_empty(), "scenarios with a wrong cell: {bad:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reduced_scenarios() {
-    run_all(30, Duration::from_secs(2)).await;
+    run_all(Sizes { aws: 15, local: 30 }, Duration::from_secs(2)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "full size: make reliability"]
 async fn full_scenarios() {
-    run_all(500, Duration::from_secs(10)).await;
+    run_all(
+        Sizes {
+            aws: 500,
+            local: 500,
+        },
+        Duration::from_secs(10),
+    )
+    .await;
 }

@@ -105,6 +105,7 @@ pub fn order(id: i64, reference: &str, modified: DateTime<Utc>) -> Value {
     })
 }
 
+pub mod outage_proxy;
 pub mod runtime_stub;
 pub mod store_suite;
 
