@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help build test lint fmt run reliability
+.PHONY: help build test lint fmt run reliability audit
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,13 +18,16 @@ lint: ## Format check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: lint check-infra ## Everything CI checks: lint, the template checks, then every test (AWS adapters against a local moto server)
+test: lint check-infra audit ## Everything CI checks: lint, the template checks, then every test (AWS adapters against a local moto server)
 	$(CARGO) build --workspace --bins
 	scripts/with-moto $(CARGO) test --workspace --no-fail-fast
 
 reliability: ## The reliability scenarios at full size, with their table
 	$(CARGO) build --workspace --bins
 	scripts/with-moto $(CARGO) test -p integration-tests --test reliability -- --ignored --nocapture
+
+audit: ## cargo-deny: licences, bans (no OpenSSL), sources, and advisories when the RustSec database can be fetched (scripts/audit)
+	scripts/audit
 
 run: ## The demo: sandboxes on loopback, 25 orders through local mode, every journey shown
 	$(CARGO) run -q -p cin7-gss -- demo

@@ -1,7 +1,7 @@
 //! GoSweetSpot webhook signatures: Base64 HMAC-SHA256 of the raw body with the webhook secret.
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
