@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
+# Cases per property test in `make reliability` (the fuzzing run).
+FUZZ_CASES ?= 20000
 
 .PHONY: help build test lint fmt run reliability audit
 
@@ -22,8 +24,9 @@ test: lint check-infra audit ## Everything CI checks: lint, the template checks,
 	$(CARGO) build --workspace --bins
 	scripts/with-moto $(CARGO) test --workspace --no-fail-fast
 
-reliability: ## The reliability scenarios at full size, with their table
+reliability: ## The reliability scenarios at full size on both backends, with their table; the parsers' property tests as a fuzzing run
 	$(CARGO) build --workspace --bins
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test -p integration-tests --test parsers_prop --test webhook_prop
 	scripts/with-moto $(CARGO) test -p integration-tests --test reliability -- --ignored --nocapture
 
 audit: ## cargo-deny: licences, bans (no OpenSSL), sources, and advisories when the RustSec database can be fetched (scripts/audit)

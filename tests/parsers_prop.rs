@@ -53,7 +53,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(integration_tests::prop_cases(512)))]
 
     #[test]
     fn order_parser_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
@@ -98,7 +98,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(integration_tests::prop_cases(256)))]
 
     #[test]
     fn settings_parsers_never_panic(v in arb_json(), text in ".{0,200}") {

@@ -55,7 +55,7 @@ fn arbitrary_bodies_never_panic_and_get_a_client_error() {
         .unwrap();
     let world = runtime.block_on(World::new());
     let mut runner = TestRunner::new(Config {
-        cases: 400,
+        cases: integration_tests::prop_cases(400),
         failure_persistence: None,
         ..Config::default()
     });
@@ -115,7 +115,7 @@ fn arbitrary_bodies_straight_into_the_shared_handler() {
         .unwrap();
     let world = runtime.block_on(World::new());
     let mut runner = TestRunner::new(Config {
-        cases: 400,
+        cases: integration_tests::prop_cases(400),
         failure_persistence: None,
         ..Config::default()
     });

@@ -27,6 +27,15 @@ pub fn fast_retry(max_attempts: u32) -> RetryPolicy {
     }
 }
 
+/// How many cases a property test runs: `default` in `make test`, or `PROPTEST_CASES` when it
+/// is set (`make reliability` sets it high, as a fuzzing run).
+pub fn prop_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A limiter that never waits (for tests about something else).
 pub fn unlimited() -> Arc<dyn RateLimiter> {
     Arc::new(WindowLimiter::new(Vec::new()))
