@@ -14,7 +14,10 @@
 //!
 //! `make test` runs every scenario at a reduced size; `make reliability` runs them at full size
 //! (`-- --ignored`) and prints the table. CIN7's limits are compressed in time (a "second" of
-//! 50 ms, a "minute" of 3 s) for both our pacing and the sandbox's check.
+//! 100 ms, a "minute" of 6 s) for both our pacing and the sandbox's check. Our windows carry a
+//! 50 ms margin: time compression shrinks the windows but not a loaded machine's scheduling and
+//! fsync delays between a grant and the request reaching the sandbox (at a 50 ms "second" with
+//! a 25 ms margin, one full run under a parallel compile put 4 calls in one "second").
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -45,7 +48,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-const SECOND: Duration = Duration::from_millis(50);
+const SECOND: Duration = Duration::from_millis(100);
 const WEBHOOK_SECRET: &str = "whsec-3c1d5e";
 
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
@@ -394,8 +397,8 @@ async fn world(backend: Backend) -> World {
     )
     .with_http(Duration::from_millis(400), fast_retry(3))
     .with_cin7_windows(vec![
-        Window::new(3, SECOND + Duration::from_millis(25)),
-        Window::new(60, SECOND * 60 + Duration::from_millis(100)),
+        Window::new(3, SECOND + Duration::from_millis(50)),
+        Window::new(60, SECOND * 60 + Duration::from_millis(200)),
     ]);
     World {
         backend,
@@ -928,7 +931,12 @@ struct Sizes {
 /// and fails when any cell is wrong.
 async fn run_all(orders: Sizes, outage: Duration) {
     let mut rows = Vec::new();
+    // RELIABILITY_BACKEND=aws|local runs one backend only.
+    let only = std::env::var("RELIABILITY_BACKEND").ok();
     for (backend, orders) in [(Backend::Aws, orders.aws), (Backend::Local, orders.local)] {
+        if only.as_deref().is_some_and(|b| b != backend.name()) {
+            continue;
+        }
         let mut all = scenarios();
         if backend == Backend::Aws {
             all.push((

@@ -61,8 +61,9 @@ pub const CIN7_LIMITS: [Limit; 2] = [
     },
 ];
 
-/// GoSweetSpot's published limits: 60 a minute, 1,000 an hour.
-pub const GSS_LIMITS: [Limit; 2] = [
+/// What the GoSweetSpot sandbox enforces with 429: GoSweetSpot's published ask, 60 a minute and
+/// 1,000 an hour (GoSweetSpot itself does not enforce it).
+pub const GSS_SANDBOX_LIMITS: [Limit; 2] = [
     Limit {
         max: 60,
         length: Duration::from_secs(60),
@@ -73,33 +74,37 @@ pub const GSS_LIMITS: [Limit; 2] = [
     },
 ];
 
-/// The ceilings the clients pace to (`shared::rate_limit`): CIN7's windows widened by 50 ms,
-/// GoSweetSpot at 58 a minute (+50 ms) and 990 an hour.
-pub fn cin7_ceilings() -> [Limit; 2] {
-    [
-        Limit {
-            max: 3,
-            length: Duration::from_millis(1050),
-        },
-        Limit {
-            max: 60,
-            length: Duration::from_millis(60_050),
-        },
-    ]
+/// GoSweetSpot's limits for the bound: callers are to stay *under* 60 a minute and 1,000 an
+/// hour (`../shared/product.md`), so at most 59 and 999.
+pub const GSS_LIMITS: [Limit; 2] = [
+    Limit {
+        max: 59,
+        length: Duration::from_secs(60),
+    },
+    Limit {
+        max: 999,
+        length: Duration::from_secs(3600),
+    },
+];
+
+fn limits(windows: Vec<shared::rate_limit::Window>) -> Vec<Limit> {
+    windows
+        .into_iter()
+        .map(|w| Limit {
+            max: w.max as usize,
+            length: w.length,
+        })
+        .collect()
 }
 
-/// See [`cin7_ceilings`].
-pub fn gss_ceilings() -> [Limit; 2] {
-    [
-        Limit {
-            max: 58,
-            length: Duration::from_millis(60_050),
-        },
-        Limit {
-            max: 990,
-            length: Duration::from_secs(3600),
-        },
-    ]
+/// The ceilings the CIN7 client paces to (`shared::rate_limit::cin7_windows`).
+pub fn cin7_ceilings() -> Vec<Limit> {
+    limits(shared::rate_limit::cin7_windows())
+}
+
+/// The ceilings the GoSweetSpot client paces to (`shared::rate_limit::gss_windows`).
+pub fn gss_ceilings() -> Vec<Limit> {
+    limits(shared::rate_limit::gss_windows())
 }
 
 /// Limits with every window multiplied by `factor` (time compression).
@@ -159,8 +164,17 @@ mod tests {
             Duration::from_secs(199)
         );
         assert_eq!(
-            earliest_last_start(300, &GSS_LIMITS),
+            earliest_last_start(300, &GSS_SANDBOX_LIMITS),
             Duration::from_secs(240)
+        );
+        // 59 a minute: the 296th call waits for a sixth minute.
+        assert_eq!(
+            earliest_last_start(295, &GSS_LIMITS),
+            Duration::from_secs(240)
+        );
+        assert_eq!(
+            earliest_last_start(300, &GSS_LIMITS),
+            Duration::from_secs(300)
         );
     }
 }

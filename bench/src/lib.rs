@@ -24,6 +24,23 @@ impl VecQueue {
     pub fn take(&self) -> Vec<shared::queue::Outgoing> {
         std::mem::take(&mut *self.sent.lock().unwrap_or_else(|p| p.into_inner()))
     }
+
+    /// Takes the oldest `max` messages (or all, when fewer wait).
+    pub fn take_up_to(&self, max: usize) -> Vec<shared::queue::Outgoing> {
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let n = max.min(sent.len());
+        sent.drain(..n).collect()
+    }
+
+    /// How many messages wait.
+    pub fn len(&self) -> usize {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no message waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[async_trait::async_trait]

@@ -17,9 +17,9 @@
 
 use chrono::{TimeZone, Utc};
 use cin7_gss_bench::bound::{
-    Budget, CIN7_LIMITS, GSS_LIMITS, cin7_ceilings, earliest_last_start, gss_ceilings,
+    Budget, CIN7_LIMITS, GSS_LIMITS, Limit, cin7_ceilings, earliest_last_start, gss_ceilings,
 };
-use cin7_gss_bench::flow::{self, FlowConfig, FlowResult};
+use cin7_gss_bench::flow::{self, FlowConfig, FlowResult, Schedule};
 use cin7_gss_bench::stats::{ms, quantile};
 use integration_tests::runtime_stub::{Outcome, RuntimeStub};
 use integration_tests::{CIN7_KEY, CIN7_USER, GSS_KEY, GSS_SITE, order, sandbox_settings};
@@ -473,51 +473,40 @@ fn calls_json(c: &flow::Calls) -> Value {
 }
 
 fn throughput_json(r: &FlowResult, factor: f64) -> Value {
-    let total_cin7 = r.import.cin7_get
-        + r.import.cin7_put
-        + r.write_back_calls.cin7_get
-        + r.write_back_calls.cin7_put;
-    let total_gss = r.import.gss_get
-        + r.import.gss_put
-        + r.write_back_calls.gss_get
-        + r.write_back_calls.gss_put;
     let budget = Budget::for_orders(r.orders as u64);
-    let bound_at = |cin7_calls: u64, gss_calls: u64, published: bool| {
-        let (c, g) = if published {
-            (CIN7_LIMITS.to_vec(), GSS_LIMITS.to_vec())
-        } else {
-            (cin7_ceilings().to_vec(), gss_ceilings().to_vec())
-        };
-        let cin7 = earliest_last_start(cin7_calls, &c);
-        let gss = earliest_last_start(gss_calls, &g);
-        (cin7.mul_f64(factor), gss.mul_f64(factor))
+    let bound_at = |cin7: &[Limit], gss: &[Limit]| {
+        (
+            earliest_last_start(budget.cin7(), cin7).mul_f64(factor),
+            earliest_last_start(budget.gss(), gss).mul_f64(factor),
+        )
     };
-    let (b_cin7, b_gss) = bound_at(budget.cin7(), budget.gss(), true);
+    let (b_cin7, b_gss) = bound_at(&CIN7_LIMITS, &GSS_LIMITS);
     let bound = b_cin7.max(b_gss);
-    // The flow runs its phases one after the other (the whole pull, then the write-back), so
-    // it cannot overlap CIN7's and GoSweetSpot's waits across them: the bound of that
-    // schedule is the sum of the phases' bounds (each with fresh windows), and never less
-    // than the bound of the calls as one stream.
-    let (p_cin7, p_gss) = bound_at(budget.import_cin7, budget.import_gss, true);
-    let (w_cin7, w_gss) = bound_at(budget.writeback_cin7, budget.writeback_gss, true);
-    let sequential = (p_cin7.max(p_gss) + w_cin7.max(w_gss)).max(bound);
-    let (c_cin7, c_gss) = bound_at(budget.cin7(), budget.gss(), false);
+    let (c_cin7, c_gss) = bound_at(&cin7_ceilings(), &gss_ceilings());
     let ceiling_bound = c_cin7.max(c_gss);
+    let ratio = |d: Duration| {
+        if d.is_zero() {
+            Value::Null
+        } else {
+            json!(r.wall.as_secs_f64() / d.as_secs_f64())
+        }
+    };
     json!({
         "orders": r.orders,
         "time_factor": factor,
+        "schedule": format!("{:?}", r.schedule),
         "wall_s": r.wall.as_secs_f64(),
-        "phases_s": {"pull": r.pull.as_secs_f64(), "ticket_and_webhook": r.ticket_and_webhook.as_secs_f64(),
-                      "write_back": r.write_back.as_secs_f64()},
+        "pull_done_s": r.pull_done.as_secs_f64(),
+        "webhooks_done_s": r.webhooks_done.as_secs_f64(),
         "bound_s": bound.as_secs_f64(),
         "bound_cin7_s": b_cin7.as_secs_f64(),
         "bound_gss_s": b_gss.as_secs_f64(),
         "bound_at_our_ceilings_s": ceiling_bound.as_secs_f64(),
-        "bound_phases_in_sequence_s": sequential.as_secs_f64(),
-        "wall_over_sequential_bound": if sequential.is_zero() { Value::Null } else { json!(r.wall.as_secs_f64() / sequential.as_secs_f64()) },
-        "wall_over_bound": if bound.is_zero() { Value::Null } else { json!(r.wall.as_secs_f64() / bound.as_secs_f64()) },
-        "cin7_calls": total_cin7,
-        "gss_calls": total_gss,
+        "wall_over_bound": ratio(bound),
+        "wall_over_ceiling_bound": ratio(ceiling_bound),
+        "cin7_calls": r.calls.cin7(),
+        "gss_calls": r.calls.gss(),
+        "calls": calls_json(&r.calls),
         "budget_cin7": budget.cin7(),
         "budget_gss": budget.gss(),
         "throttled_429": {"cin7": r.cin7_throttled, "gss": r.gss_throttled},
@@ -530,20 +519,19 @@ fn efficiency_json(r: &FlowResult) -> Value {
     let n = r.orders as u64;
     let b = Budget::for_orders(n);
     let per = |c: u64| c as f64 / n.max(1) as f64;
-    let import_cin7 = r.import.cin7_get + r.import.cin7_put;
-    let import_gss = r.import.gss_get + r.import.gss_put;
-    let wb_cin7 = r.write_back_calls.cin7_get + r.write_back_calls.cin7_put;
-    let wb_gss = r.write_back_calls.gss_get + r.write_back_calls.gss_put;
+    let phases = r.phases.unwrap_or_default();
+    let (import, write_back) = (phases.import, phases.write_back);
     json!({
         "orders": n,
-        "import": {"cin7": import_cin7, "gss": import_gss, "cin7_per_order": per(import_cin7),
-                    "gss_per_order": per(import_gss), "budget_cin7": b.import_cin7, "budget_gss": b.import_gss,
-                    "calls": calls_json(&r.import)},
-        "write_back": {"cin7": wb_cin7, "gss": wb_gss, "cin7_per_order": per(wb_cin7),
-                        "gss_per_order": per(wb_gss), "budget_cin7": b.writeback_cin7, "budget_gss": b.writeback_gss,
-                        "calls": calls_json(&r.write_back_calls)},
-        "within_budget": import_cin7 <= b.import_cin7 && import_gss <= b.import_gss
-            && wb_cin7 <= b.writeback_cin7 && wb_gss <= b.writeback_gss,
+        "import": {"cin7": import.cin7(), "gss": import.gss(), "cin7_per_order": per(import.cin7()),
+                    "gss_per_order": per(import.gss()), "budget_cin7": b.import_cin7, "budget_gss": b.import_gss,
+                    "calls": calls_json(&import)},
+        "write_back": {"cin7": write_back.cin7(), "gss": write_back.gss(), "cin7_per_order": per(write_back.cin7()),
+                        "gss_per_order": per(write_back.gss()), "budget_cin7": b.writeback_cin7, "budget_gss": b.writeback_gss,
+                        "calls": calls_json(&write_back)},
+        "within_budget": r.phases.is_some()
+            && import.cin7() <= b.import_cin7 && import.gss() <= b.import_gss
+            && write_back.cin7() <= b.writeback_cin7 && write_back.gss() <= b.writeback_gss,
         "dispatched": r.dispatched,
     })
 }
@@ -641,14 +629,14 @@ fn print_table(results: &Value) {
                 t["orders"], t["time_factor"]
             ),
             format!(
-                "wall {} s (unpaced {} s); bound {} s (CIN7 {} s, GSS {} s; at our ceilings {} s; phases in sequence {} s); {} CIN7 + {} GSS calls; 429s: {}; dispatched {}",
+                "wall {} s, pipelined (unpaced {} s; pull done at {} s); bound {} s (CIN7 {} s, GSS {} s; at our ceilings {} s); {} CIN7 + {} GSS calls; 429s: {}; dispatched {}",
                 f(&t["wall_s"]),
                 f(&t["unpaced_wall_s"]),
+                f(&t["pull_done_s"]),
                 f(&t["bound_s"]),
                 f(&t["bound_cin7_s"]),
                 f(&t["bound_gss_s"]),
                 f(&t["bound_at_our_ceilings_s"]),
-                f(&t["bound_phases_in_sequence_s"]),
                 t["cin7_calls"],
                 t["gss_calls"],
                 throttled,
@@ -786,12 +774,14 @@ async fn main() {
     let paced = flow::run(FlowConfig {
         orders,
         time_factor: Some(factor),
+        schedule: Schedule::Pipelined,
     })
     .await;
     results["throughput"] = throughput_json(&paced, factor);
     let unpaced = flow::run(FlowConfig {
         orders,
         time_factor: None,
+        schedule: Schedule::Pipelined,
     })
     .await;
     results["throughput"]["unpaced_wall_s"] = json!(unpaced.wall.as_secs_f64());
@@ -804,15 +794,12 @@ async fn main() {
     let mut efficiency = Vec::new();
     for &n in sizes {
         eprintln!("bench: calls for {n} orders …");
-        let r = if n == orders {
-            unpaced.clone()
-        } else {
-            flow::run(FlowConfig {
-                orders: n,
-                time_factor: None,
-            })
-            .await
-        };
+        let r = flow::run(FlowConfig {
+            orders: n,
+            time_factor: None,
+            schedule: Schedule::Sequential,
+        })
+        .await;
         efficiency.push(efficiency_json(&r));
     }
     results["call_efficiency"] = Value::Array(efficiency);

@@ -46,6 +46,15 @@ pub fn cin7_windows() -> Vec<Window> {
     ]
 }
 
+/// GoSweetSpot's requested ceiling, "under 60 calls a minute and 1,000 an hour" per site: at
+/// most 59 and 999, each window widened by the same safety margin.
+pub fn gss_windows() -> Vec<Window> {
+    vec![
+        Window::new(59, Duration::from_secs(60) + SAFETY_MARGIN),
+        Window::new(999, Duration::from_secs(3600) + SAFETY_MARGIN),
+    ]
+}
+
 /// An in-process sliding-window limiter over one or more windows.
 #[derive(Debug)]
 pub struct WindowLimiter {
@@ -66,12 +75,9 @@ impl WindowLimiter {
         }
     }
 
-    /// GoSweetSpot's requested ceiling: under 60 per minute and 1,000 per hour per site.
+    /// GoSweetSpot's requested ceiling ([`gss_windows`]).
     pub fn gss() -> Self {
-        Self::new(vec![
-            Window::new(58, Duration::from_secs(60) + SAFETY_MARGIN),
-            Window::new(990, Duration::from_secs(3600)),
-        ])
+        Self::new(gss_windows())
     }
 
     /// How long to wait before a call may start at `now`, or `None` when it may start now.
