@@ -506,14 +506,7 @@ async fn deliver(
 async fn write_back_batch(w: &World, received: &[Received]) -> Vec<String> {
     match w.backend {
         Backend::Local => {
-            let batch = received
-                .iter()
-                .map(|r| QueuedJob {
-                    message_id: r.message_id.clone(),
-                    body: r.body.clone(),
-                    receive_count: r.receive_count,
-                })
-                .collect();
+            let batch = received.iter().map(QueuedJob::from).collect();
             write_back(batch, &w.store, &w.clients, &w.shopify, &w.config).await
         }
         Backend::Aws => {

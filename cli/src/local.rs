@@ -244,14 +244,7 @@ impl LocalRuntime {
                     }
                     continue;
                 }
-                let batch: Vec<QueuedJob> = received
-                    .iter()
-                    .map(|r| QueuedJob {
-                        message_id: r.message_id.clone(),
-                        body: r.body.clone(),
-                        receive_count: r.receive_count,
-                    })
-                    .collect();
+                let batch: Vec<QueuedJob> = received.iter().map(QueuedJob::from).collect();
                 let failed = write_back(batch, &store_w, &clients, &shopify, &wb).await;
                 for r in received.iter().filter(|r| !failed.contains(&r.message_id)) {
                     if let Err(e) = queue_w.ack(&r.receipt).await {

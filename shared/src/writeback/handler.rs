@@ -22,6 +22,16 @@ pub struct QueuedJob {
     pub receive_count: u32,
 }
 
+impl From<&crate::queue::Received> for QueuedJob {
+    fn from(r: &crate::queue::Received) -> Self {
+        Self {
+            message_id: r.message_id.clone(),
+            body: r.body.clone(),
+            receive_count: r.receive_count,
+        }
+    }
+}
+
 /// The handler's fixed configuration.
 #[derive(Debug, Clone)]
 pub struct WriteBackConfig {
