@@ -437,3 +437,65 @@ async fn throttling_and_server_errors_lose_and_duplicate_nothing() {
         520
     );
 }
+
+/// The CIN7 client, dispatching the first 100 orders (as the write-back would, which moves
+/// them to the end of the `modifiedDate` order) right after the first page is served.
+struct DispatchingMidRun<'a> {
+    rig: &'a PullRig,
+    pages: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl shared::pull::OrderSource for DispatchingMidRun<'_> {
+    async fn list_page(
+        &self,
+        query: &shared::cin7::query::ListQuery,
+    ) -> Result<Vec<shared::cin7::model::OrderRow>, shared::http::ApiError> {
+        let rows = self.rig.cin7_client.list_page(query).await;
+        if self.pages.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            for id in 1..=100 {
+                self.rig
+                    .cin7
+                    .edit_order(id, |o| o["stage"] = json!("Dispatched"));
+            }
+        }
+        rows
+    }
+}
+
+#[tokio::test]
+async fn orders_modified_while_the_pull_pages_are_not_skipped() {
+    let rig = PullRig::new().await;
+    seed(&rig, 600, 1);
+    let source = DispatchingMidRun {
+        rig: &rig,
+        pages: std::sync::atomic::AtomicUsize::new(0),
+    };
+    let calls = || {
+        (
+            rig.cin7_client.calls().total(),
+            rig.gss_client.calls().total(),
+        )
+    };
+    let summary = shared::pull::run_pull(
+        shared::pull::PullDeps {
+            store: &rig.store,
+            cin7: &source,
+            gss: &rig.gss_client,
+            now: Utc::now(),
+            calls: &calls,
+        },
+        &rig.settings,
+        &opts(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.outcome, PullOutcome::Completed);
+    // By offset, the second page would have started 100 orders late once the dispatched 100
+    // moved to the end: orders 251–350 skipped, and the cursor past them for good.
+    let counts = rig.publish_counts();
+    assert_eq!(counts.len(), 600, "every order published");
+    assert!(counts.values().all(|n| *n == 1), "and once");
+    // 250 + 250 + the last 100 and the 100 dispatched ones (seen again, changed by CIN7).
+    assert_eq!(rig.cin7_client.calls().get(cin7_ops::LIST), 3);
+}

@@ -46,6 +46,13 @@ impl Where {
         self
     }
 
+    /// `id<>…` for each id: the orders already read.
+    pub fn excluding_ids(mut self, ids: &[i64]) -> Self {
+        self.conditions
+            .extend(ids.iter().map(|id| format!("id<>{id}")));
+        self
+    }
+
     /// `reference='…'`, safely quoted.
     pub fn reference(mut self, reference: &str) -> Self {
         self.conditions

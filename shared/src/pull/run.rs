@@ -234,6 +234,14 @@ impl Run<'_> {
         if batch.is_empty() {
             return Ok(());
         }
+        // The packing slips are indexed first, so that a consignment webhook arriving before
+        // the publish is recorded (or after a crash in between) still finds its order.
+        for p in batch.iter().filter(|p| !p.decision_update) {
+            self.deps
+                .store
+                .index_packing_slip(&self.settings.id, &p.mapped.order.packingslipno, p.cin7_id)
+                .await?;
+        }
         let orders: Vec<CustomerOrder> = batch.iter().map(|p| p.mapped.order.clone()).collect();
         let results = match self.deps.gss.publish(&orders).await {
             Ok(r) => r,
@@ -273,7 +281,10 @@ impl Run<'_> {
                 }
                 r.truncations = p.mapped.truncations.clone();
                 r.warnings = p.warnings.clone();
-                r.transition(state, reason, detail.clone(), now);
+                // A write-back that finished first (the webhook came early) is not undone.
+                if r.state != OrderState::Dispatched {
+                    r.transition(state, reason, detail.clone(), now);
+                }
             })
             .await?;
         }
@@ -481,6 +492,72 @@ enum Stop {
     Error(PullError),
 }
 
+/// The most ids a page query excludes by `id<>…` (see [`PageStart`]).
+const MAX_EXCLUDED: usize = 100;
+
+/// Where a list page starts.
+///
+/// Pages are read by key, not by offset: the next page asks for the orders modified at or after
+/// the second of the last order read, less the orders of that second already read. Offsets are
+/// not stable while a run pages: an order modified meanwhile (dispatched by the write-back, or
+/// edited by the merchant) moves to the end of the list, every later order moves one place
+/// forward, and the next page by offset would skip one of them — for good, since the cursor
+/// moves past it. When the page ends on the filter's own second, or more than
+/// [`MAX_EXCLUDED`] orders share the last second, the next page is the next page of the same
+/// filter (by offset, as before: only a modification during such a run of orders on one second
+/// could shift it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PageStart {
+    since: DateTime<Utc>,
+    excluded: Vec<i64>,
+    page: u32,
+}
+
+impl PageStart {
+    fn new(since: DateTime<Utc>) -> Self {
+        Self {
+            since: whole_second(since),
+            excluded: Vec::new(),
+            page: 1,
+        }
+    }
+
+    fn filter(&self) -> Where {
+        Where::new()
+            .modified_since(self.since)
+            .excluding_ids(&self.excluded)
+    }
+
+    /// Where the page after a full page of `rows` (id, `modifiedDate`) starts.
+    fn after(&self, rows: &[(Option<i64>, Option<DateTime<Utc>>)]) -> Self {
+        let last = rows.last().and_then(|(_, m)| m.map(whole_second));
+        if let Some(last) = last.filter(|l| *l > self.since) {
+            let at_last: Option<Vec<i64>> = rows
+                .iter()
+                .filter(|(_, m)| m.map(whole_second) == Some(last))
+                .map(|(id, _)| *id)
+                .collect();
+            if let Some(excluded) = at_last.filter(|ids| ids.len() <= MAX_EXCLUDED) {
+                return Self {
+                    since: last,
+                    excluded,
+                    page: 1,
+                };
+            }
+        }
+        Self {
+            page: self.page + 1,
+            ..self.clone()
+        }
+    }
+}
+
+/// `t` without its fraction of a second (the `where` clause's precision).
+fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(0)
+}
+
 /// Pages through CIN7 from `since`; returns how far orders are durably handled.
 async fn pages(
     run: &mut Run<'_>,
@@ -489,7 +566,7 @@ async fn pages(
 ) -> Result<Option<DateTime<Utc>>, (Option<DateTime<Utc>>, Stop)> {
     let mut handled_through: Option<DateTime<Utc>> = None;
     let mut page_max: Option<DateTime<Utc>> = None;
-    let mut page = 1;
+    let mut start = PageStart::new(since);
     loop {
         if run.time_is_short(options) {
             return Err((
@@ -506,10 +583,10 @@ async fn pages(
             return Err((handled_through, Stop::Outcome(PullOutcome::BudgetReserve)));
         }
         let query = ListQuery {
-            filter: Where::new().modified_since(since),
+            filter: start.filter(),
             order: Some(("modifiedDate", Direction::Asc)),
             fields: SALES_ORDER_FIELDS.to_vec(),
-            page,
+            page: start.page,
             rows: MAX_ROWS,
         };
         let rows = match run.deps.cin7.list_page(&query).await {
@@ -517,6 +594,8 @@ async fn pages(
             Err(e) => return Err((handled_through, Stop::Error(e.into()))),
         };
         let short = rows.len() < MAX_ROWS as usize;
+        let keys: Vec<(Option<i64>, Option<DateTime<Utc>>)> =
+            rows.iter().map(|r| (r.id(), r.modified_date())).collect();
         for row in rows {
             if let Some(m) = row.modified_date() {
                 page_max = Some(page_max.map_or(m, |p| p.max(m)));
@@ -541,7 +620,7 @@ async fn pages(
         if short {
             break;
         }
-        page += 1;
+        start = start.after(&keys);
     }
     if let Err(e) = run.flush_publishes(MAX_ORDERS_PER_CALL).await {
         return Err((handled_through, Stop::Error(e)));
@@ -550,4 +629,57 @@ async fn pages(
         return Err((handled_through, Stop::Error(e)));
     }
     Ok(page_max)
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(s: u32, ms: u32) -> Option<DateTime<Utc>> {
+        Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, s)
+            .single()
+            .map(|d| d + chrono::Duration::milliseconds(i64::from(ms)))
+    }
+
+    #[test]
+    fn the_next_page_starts_at_the_last_second_less_what_was_read_there() {
+        let start = PageStart::new(t(0, 0).unwrap());
+        let rows = [
+            (Some(1), t(1, 0)),
+            (Some(2), t(2, 100)),
+            (Some(3), t(2, 900)),
+        ];
+        let next = start.after(&rows);
+        assert_eq!(next.since, t(2, 0).unwrap());
+        assert_eq!(next.excluded, vec![2, 3]);
+        assert_eq!(next.page, 1);
+        assert_eq!(
+            next.filter().build().unwrap(),
+            "modifiedDate>='2026-11-20T09:00:02Z' AND id<>2 AND id<>3"
+        );
+    }
+
+    #[test]
+    fn a_page_on_the_filters_own_second_or_too_many_ties_pages_by_offset() {
+        let start = PageStart::new(t(5, 0).unwrap());
+        let same = [(Some(1), t(5, 0)), (Some(2), t(5, 500))];
+        let next = start.after(&same);
+        assert_eq!((next.since, next.page), (start.since, 2));
+        assert!(next.excluded.is_empty());
+
+        let ties: Vec<_> = (0..=MAX_EXCLUDED as i64)
+            .map(|id| (Some(id), t(9, 0)))
+            .collect();
+        let next = start.after(&ties);
+        assert_eq!((next.since, next.page), (start.since, 2));
+
+        let unreadable = [(Some(1), t(6, 0)), (None, t(7, 0))];
+        let next = start.after(&unreadable);
+        assert_eq!(
+            (next.since, next.page),
+            (start.since, 2),
+            "an id missing at the last second"
+        );
+    }
 }

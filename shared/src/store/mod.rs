@@ -226,7 +226,26 @@ impl Store {
         Ok(true)
     }
 
-    /// The record of the order published under a packing slip.
+    /// Records that `packing_slip` is (about to be) published for `cin7_id`, before the
+    /// GoSweetSpot call: a consignment webhook for it, however early, finds the order.
+    pub async fn index_packing_slip(
+        &self,
+        integration: &str,
+        packing_slip: &str,
+        cin7_id: i64,
+    ) -> Result<(), StoreError> {
+        let index = Item {
+            pk: int_pk(integration),
+            sk: format!("SLIP#{packing_slip}"),
+            doc: cin7_id.to_string(),
+            ..Item::default()
+        };
+        self.table.put(index, Cond::Always, self.now_s()).await?;
+        Ok(())
+    }
+
+    /// The record of the order published under a packing slip (a blank record when the slip
+    /// is indexed and the publish has not been recorded yet).
     pub async fn order_by_packing_slip(
         &self,
         integration: &str,
@@ -247,7 +266,11 @@ impl Store {
             .doc
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("packing slip index {packing_slip:?}")))?;
-        self.get_order(integration, id).await
+        Ok(Some(
+            self.get_order(integration, id)
+                .await?
+                .unwrap_or_else(|| OrderRecord::blank(id)),
+        ))
     }
 
     /// An integration's order records, all or only those in `state`, by CIN7 id.
