@@ -489,8 +489,9 @@ fn the_deploy_outputs_give_each_function_its_environment() {
 ///   `handler::handle` reads one integration (`get_integration`, sync-now) or all
 ///   (`list_integrations`, the schedule); `run` takes and gives back the pull's lease
 ///   (`acquire_lease`, `release_lease`), reads and saves the cursor (`get_cursor`,
-///   `put_cursor`), reads and saves order records (`get_order`, `save_order`, also through
-///   `update_record`), counts CIN7 calls (`count_calls`, `calls_today`); the CIN7 client's
+///   `put_cursor`), indexes each new order's packing slip before publishing it
+///   (`index_packing_slip`), reads and saves order records (`get_order`, `save_order`, also
+///   through `update_record`), counts CIN7 calls (`count_calls`, `calls_today`); the CIN7 client's
 ///   pacing is the store's shared window (`Cin7Pacing::Shared` → `StoreRateLimiter` →
 ///   `try_acquire_rate`). Secrets: the CIN7 and GoSweetSpot keys (`ClientCache::get`).
 /// - consignment-webhook (`functions/consignment-webhook` → `shared::webhook::http` and
@@ -522,6 +523,7 @@ fn code_path(logical_id: &str) -> CodePath {
                 "release_lease",
                 "get_cursor",
                 "put_cursor",
+                "index_packing_slip",
                 "get_order",
                 "save_order",
                 "count_calls",
