@@ -593,14 +593,19 @@ impl Store {
         let sk = format!("RATE#{service}");
         let longest = windows.iter().map(|w| w.length).max().unwrap_or_default();
         loop {
+            let current = self.table.get(&pk, &sk, self.now_s()).await?;
+            // The clock is read after the log: every grant in it was written before this read,
+            // so none is later than `now`, and this grant keeps the log in order. (Read before,
+            // a slow read could return a later grant of another worker, and the window check,
+            // which takes the log as ordered, would pick the wrong oldest call.)
             let now = self.now();
             let now_ms = now.timestamp_millis();
-            let current = self.table.get(&pk, &sk, now.timestamp()).await?;
             let version = current.as_ref().map_or(0, |i| i.version);
             let mut log: Vec<i64> = match &current {
                 Some(item) => from_doc(item)?,
                 None => Vec::new(),
             };
+            log.sort_unstable();
             log.retain(|t| *t > now_ms - millis(longest));
             let wait = windows
                 .iter()
