@@ -8,14 +8,13 @@
 //! release binaries are measured by `make bench` and packaged by `make package`).
 
 use chrono::{TimeZone, Utc};
-use integration_tests::runtime_stub::{Outcome, RuntimeStub};
+use integration_tests::runtime_stub::{FunctionProcess, Outcome, RuntimeStub, start_function};
 use integration_tests::*;
 use sandbox::{Cin7Sandbox, GssSandbox, Ticket};
 use serde_json::{Value, json};
 use shared::queue::JobSource;
 use shared::secrets::SecretString;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 fn binary(name: &str) -> PathBuf {
@@ -31,29 +30,8 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
-struct Function(Child);
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(name: &str, stub: &RuntimeStub, env: &[(&str, String)]) -> Function {
-    let mut cmd = Command::new(binary(name));
-    cmd.env("AWS_LAMBDA_RUNTIME_API", stub.addr.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", name)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Function(cmd.spawn().expect("the function starts"))
+fn start(name: &str, stub: &RuntimeStub, env: &[(&str, String)]) -> FunctionProcess {
+    start_function(&binary(name), name, stub, env)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -21,13 +21,13 @@ use cin7_gss_bench::bound::{
 };
 use cin7_gss_bench::flow::{self, FlowConfig, FlowResult, Schedule};
 use cin7_gss_bench::stats::{ms, quantile};
-use integration_tests::runtime_stub::{Outcome, RuntimeStub};
+use integration_tests::runtime_stub::{FunctionProcess, Outcome, RuntimeStub, start_function};
 use integration_tests::{CIN7_KEY, CIN7_USER, GSS_KEY, GSS_SITE, order, sandbox_settings};
 use sandbox::{Cin7Sandbox, GssSandbox, Ticket};
 use serde_json::{Value, json};
 use shared::secrets::SecretString;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const FUNCTIONS: [&str; 3] = ["order-pull", "consignment-webhook", "write-back"];
@@ -96,43 +96,16 @@ fn machine() -> Value {
     })
 }
 
-struct Function(Child);
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Function {
-    /// Peak resident set size so far (`VmHWM`), in KiB.
-    fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).ok()?;
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    }
-}
-
-fn start(path: &Path, name: &str, stub: &RuntimeStub, env: &[(&str, String)]) -> Function {
-    let mut cmd = Command::new(path);
-    cmd.env("AWS_LAMBDA_RUNTIME_API", stub.addr.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", name)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Function(cmd.spawn().expect("the function starts"))
+/// Peak resident set size so far (`VmHWM`) of a running function, in KiB.
+fn peak_rss_kib(function: &FunctionProcess) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", function.0.id())).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Everything the binaries need on the local AWS endpoint, and the sandboxes.
@@ -233,7 +206,7 @@ async fn init_times(world: &World, binaries: &[(String, PathBuf)]) -> Value {
         for _ in 0..STARTS {
             let stub = RuntimeStub::start().await;
             let t0 = Instant::now();
-            let f = start(path, name, &stub, &world.env(name));
+            let f = start_function(path, name, &stub, &world.env(name));
             let deadline = t0 + Duration::from_secs(10);
             while stub.first_next_at().is_none() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_micros(200)).await;
@@ -267,7 +240,7 @@ async fn invoke_for_rss(
     event: Value,
 ) -> (Option<u64>, Duration, Value) {
     let stub = RuntimeStub::start().await;
-    let f = start(path, name, &stub, &world.env(name));
+    let f = start_function(path, name, &stub, &world.env(name));
     let t0 = Instant::now();
     let outcome = stub.invoke(event, Duration::from_secs(300)).await;
     let took = t0.elapsed();
@@ -277,7 +250,7 @@ async fn invoke_for_rss(
     while stub.next_calls() < 2 && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let rss = f.peak_rss_kib();
+    let rss = peak_rss_kib(&f);
     drop(f);
     let answer = match outcome {
         Outcome::Response(v) => v,

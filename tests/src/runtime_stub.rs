@@ -173,3 +173,36 @@ impl RuntimeStub {
         *lock(&self.state.next_calls)
     }
 }
+
+/// A function binary running against a [`RuntimeStub`]; killed when dropped.
+pub struct FunctionProcess(pub std::process::Child);
+
+impl Drop for FunctionProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the function binary at `path` as Lambda would (`AWS_LAMBDA_*`, JSON logs at INFO,
+/// output discarded) against `stub`, with `env` added.
+pub fn start_function(
+    path: &std::path::Path,
+    name: &str,
+    stub: &RuntimeStub,
+    env: &[(&str, String)],
+) -> FunctionProcess {
+    let mut cmd = std::process::Command::new(path);
+    cmd.env("AWS_LAMBDA_RUNTIME_API", stub.addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    FunctionProcess(cmd.spawn().expect("the function starts"))
+}
