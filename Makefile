@@ -39,7 +39,7 @@ run: ## The demo: sandboxes on loopback, 25 orders through local mode, every jou
 bench: ## Benchmarks (BENCH_FULL=1: full sizes, real-time limits): prints a table, writes bench/results.json
 	$(CARGO) build --release -p order-pull -p consignment-webhook -p write-back
 	$(CARGO) bench -p cin7-gss-bench --bench core
-	scripts/with-moto $(CARGO) run -q -p cin7-gss-bench --bin bench-runner
+	scripts/with-moto $(CARGO) bench -q -p cin7-gss-bench --bench runner
 
 # ---- infrastructure: the SAM template, packaging, deployment (see README "Deployment")
 

@@ -1,6 +1,6 @@
 //! The pure core per order, and the webhook handler in process. Run by `make bench`
 //! (`cargo bench -p cin7-gss-bench --bench core`); writes `target/bench/core.json`, which
-//! `bench-runner` folds into `bench/results.json`.
+//! the `runner` bench folds into `bench/results.json`.
 //!
 //! - criterion: the CIN7 page parser (a page of 250 orders), the mapper and the write-back
 //!   planner (one order each);

@@ -3,8 +3,8 @@
 //! in-process end-to-end flow (pull → GoSweetSpot → ticketed → webhook → write-back) against
 //! the sandboxes, and a signed 50-shipment webhook delivery for latency measurements.
 //!
-//! The `bench-runner` binary (`src/main.rs`) and the `core` bench (`benches/core.rs`) use it;
-//! `make bench` runs both. See `bench/README.md` for the method.
+//! The `runner` bench (`benches/runner.rs`) and the `core` bench (`benches/core.rs`) use it;
+//! `make bench` runs both, in the bench profile. See `bench/README.md` for the method.
 
 pub mod bound;
 pub mod flow;

@@ -1,4 +1,5 @@
-//! `bench-runner`: the measurements `make bench` prints and writes to `bench/results.json`.
+//! The `runner` bench (`cargo bench -p cin7-gss-bench --bench runner`, no harness): the
+//! measurements `make bench` prints and writes to `bench/results.json`.
 //!
 //! 1. Init time of the three function binaries (process start → first `GET
 //!    …/invocation/next` on a local Runtime API stub), 30 starts each.
@@ -739,7 +740,7 @@ async fn main() {
     }
     results["package_size"] = package_sizes(&binaries);
 
-    let (orders, second_ms) = if full { (10_000, 1000) } else { (3_000, 50) };
+    let (orders, second_ms) = if full { (10_000, 1000) } else { (3_000, 200) };
     let orders = env_number("BENCH_THROUGHPUT_ORDERS").map_or(orders, |n| n as usize);
     let second_ms = env_number("BENCH_SECOND_MS").unwrap_or(second_ms);
     let factor = second_ms as f64 / 1000.0;
