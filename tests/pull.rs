@@ -8,6 +8,7 @@ use shared::cin7::client::ops as cin7_ops;
 use shared::gss::client::ops as gss_ops;
 use shared::pull::{PullOptions, PullOutcome};
 use shared::store::OrderState;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn at(minute: i64) -> chrono::DateTime<Utc> {
@@ -252,6 +253,38 @@ async fn call_budget_for_new_and_idle_polls() {
         4,
         "the daily counter follows"
     );
+}
+
+#[tokio::test]
+async fn each_packing_slip_is_indexed_once() {
+    let path = tempfile::tempdir().unwrap().keep().join("store.sqlite3");
+    let sqlite = Arc::new(shared::store::sqlite::SqliteTable::open(&path).unwrap());
+    let table = integration_tests::store_suite::CountingTable::over(sqlite);
+    let rig = PullRig::with_table(table.clone()).await;
+    seed(&rig, 3, 1);
+    assert_eq!(rig.pull(&opts()).await.published, 3);
+    assert_eq!(
+        table.writes("SLIP#"),
+        3,
+        "indexed before the PUT, not again after it"
+    );
+
+    rig.cin7
+        .edit_order(1, |o| o["deliveryInstructions"] = json!("Ring the bell"));
+    rig.cin7.edit_order(2, |o| o["isVoid"] = json!(true));
+    let summary = rig.pull(&opts()).await;
+    assert_eq!((summary.updated, summary.deleted), (1, 1), "{summary:?}");
+    assert_eq!(
+        table.writes("SLIP#"),
+        3,
+        "a republish or a delete keeps the slip"
+    );
+    let record = rig
+        .store
+        .order_by_packing_slip("acme", "SO-1")
+        .await
+        .unwrap();
+    assert_eq!(record.map(|r| r.state), Some(OrderState::Published));
 }
 
 #[tokio::test]

@@ -6,9 +6,72 @@ use rust_decimal::Decimal;
 use shared::clock::{Clock, ManualClock};
 use shared::rate_limit::Window;
 use shared::settings::IntegrationSettings;
-use shared::store::{Claim, ConsignmentRecord, OrderRecord, OrderState, PullCursor, Store, Table};
-use std::sync::Arc;
+use shared::store::{
+    Claim, Cond, ConsignmentRecord, Item, OrderRecord, OrderState, PullCursor, Store, StoreError,
+    Table,
+};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// A table that passes every call on and keeps the sort key of every write, so tests can
+/// count the writes a store operation makes.
+pub struct CountingTable {
+    inner: Arc<dyn Table>,
+    written: Mutex<Vec<String>>,
+}
+
+impl CountingTable {
+    /// Counts the writes made to `inner`.
+    pub fn over(inner: Arc<dyn Table>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            written: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Writes so far to sort keys starting with `prefix` (`SLIP#`, `ORDER#`, …).
+    pub fn writes(&self, prefix: &str) -> usize {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|sk| sk.starts_with(prefix))
+            .count()
+    }
+}
+
+#[async_trait::async_trait]
+impl Table for CountingTable {
+    async fn get(&self, pk: &str, sk: &str, now_s: i64) -> Result<Option<Item>, StoreError> {
+        self.inner.get(pk, sk, now_s).await
+    }
+
+    async fn put(&self, item: Item, cond: Cond, now_s: i64) -> Result<bool, StoreError> {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(item.sk.clone());
+        self.inner.put(item, cond, now_s).await
+    }
+
+    async fn delete(&self, pk: &str, sk: &str, owner: Option<&str>) -> Result<bool, StoreError> {
+        self.inner.delete(pk, sk, owner).await
+    }
+
+    async fn query(
+        &self,
+        pk: &str,
+        sk_prefix: &str,
+        state: Option<&str>,
+        now_s: i64,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.inner.query(pk, sk_prefix, state, now_s).await
+    }
+
+    async fn add(&self, pk: &str, sk: &str, n: i64, expires_at: i64) -> Result<i64, StoreError> {
+        self.inner.add(pk, sk, n, expires_at).await
+    }
+}
 
 /// A store over `table` with a manual clock set to a fixed instant.
 pub fn store(table: Arc<dyn Table>) -> (Store, Arc<ManualClock>) {
@@ -141,6 +204,36 @@ pub async fn orders_round_trip_and_list_by_state(table: Arc<dyn Table>) {
         [2, 3, 4, 5, 1895719]
     );
     assert_eq!(ids(store.list_orders("bolt", None).await.unwrap()), [6]);
+}
+
+pub async fn packing_slip_index_is_written_when_the_slip_changes(table: Arc<dyn Table>) {
+    let counting = CountingTable::over(table);
+    let (store, clock) = store(counting.clone());
+    let at = clock.now();
+    let mut record = OrderRecord::new(7, OrderState::Published, "published", at);
+    record.packing_slip = Some("#2001".into());
+    assert!(store.save_order("acme", &mut record).await.unwrap());
+    assert_eq!(counting.writes("SLIP#"), 1);
+
+    // Saves that keep the slip: the one just saved, one read back, one listed.
+    record.transition(OrderState::Dispatched, "dispatched", None, at);
+    assert!(store.save_order("acme", &mut record).await.unwrap());
+    let mut read = store.get_order("acme", 7).await.unwrap().unwrap();
+    read.last_error = Some("CIN7 answered 503".into());
+    assert!(store.save_order("acme", &mut read).await.unwrap());
+    let mut listed = store.list_orders("acme", None).await.unwrap().remove(0);
+    listed.last_error = None;
+    assert!(store.save_order("acme", &mut listed).await.unwrap());
+    assert_eq!(counting.writes("ORDER#"), 4);
+    assert_eq!(counting.writes("SLIP#"), 1, "the index is not rewritten");
+
+    // A new slip is indexed, once.
+    listed.packing_slip = Some("GSS-7".into());
+    assert!(store.save_order("acme", &mut listed).await.unwrap());
+    assert!(store.save_order("acme", &mut listed).await.unwrap());
+    assert_eq!(counting.writes("SLIP#"), 2);
+    let found = store.order_by_packing_slip("acme", "GSS-7").await.unwrap();
+    assert_eq!(found.map(|r| r.cin7_id), Some(7));
 }
 
 pub async fn cursor_round_trips(table: Arc<dyn Table>) {
@@ -385,6 +478,7 @@ macro_rules! store_suite {
         $crate::store_suite!(@tests $make;
             integrations_round_trip,
             orders_round_trip_and_list_by_state,
+            packing_slip_index_is_written_when_the_slip_changes,
             cursor_round_trips,
             lease_is_single_flight_and_expires,
             idempotency_follows_the_powertools_contract,

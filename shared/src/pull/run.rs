@@ -276,6 +276,10 @@ impl Run<'_> {
                 r.reference = p.reference.clone();
                 r.modified_date = p.modified;
                 r.packing_slip = Some(p.mapped.order.packingslipno.clone());
+                if !p.decision_update {
+                    // Indexed before the PUT above.
+                    r.indexed_slip = r.packing_slip.clone();
+                }
                 if state == OrderState::Published {
                     r.content_hash = Some(p.mapped.content_hash.clone());
                 }

@@ -93,6 +93,15 @@ fn from_doc<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("{}/{}: {e}", item.pk, item.sk)))
 }
 
+/// An order record as stored: its version, and the packing slip its index holds (every save
+/// keeps the index in step with the record's slip).
+fn order_from_item(item: &Item) -> Result<OrderRecord, StoreError> {
+    let mut record: OrderRecord = from_doc(item)?;
+    record.version = item.version;
+    record.indexed_slip = record.packing_slip.clone();
+    Ok(record)
+}
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -180,17 +189,13 @@ impl Store {
             .table
             .get(&int_pk(integration), &order_sk(cin7_id), self.now_s())
             .await?;
-        item.map(|item| {
-            let mut record: OrderRecord = from_doc(&item)?;
-            record.version = item.version;
-            Ok(record)
-        })
-        .transpose()
+        item.as_ref().map(order_from_item).transpose()
     }
 
     /// Saves a record if nobody else saved it since it was read (its `version`); on success the
     /// record's version moves on. `Ok(false)` means it changed underneath: read it again.
-    /// The packing slip index is kept in step.
+    /// The packing slip index is kept in step (written when the record's slip is not the one
+    /// it was read or last saved with).
     pub async fn save_order(
         &self,
         integration: &str,
@@ -214,7 +219,9 @@ impl Store {
             return Ok(false);
         }
         record.version += 1;
-        if let Some(slip) = &record.packing_slip {
+        if let Some(slip) = &record.packing_slip
+            && record.indexed_slip.as_ref() != Some(slip)
+        {
             let index = Item {
                 pk,
                 sk: format!("SLIP#{slip}"),
@@ -222,6 +229,7 @@ impl Store {
                 ..Item::default()
             };
             self.table.put(index, Cond::Always, now_s).await?;
+            record.indexed_slip = Some(slip.clone());
         }
         Ok(true)
     }
@@ -288,11 +296,7 @@ impl Store {
             )
             .await?
             .iter()
-            .map(|item| {
-                let mut record: OrderRecord = from_doc(item)?;
-                record.version = item.version;
-                Ok(record)
-            })
+            .map(order_from_item)
             .collect()
     }
 

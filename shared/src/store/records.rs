@@ -121,6 +121,11 @@ pub struct OrderRecord {
     /// The optimistic-concurrency version (not part of the document).
     #[serde(skip)]
     pub version: i64,
+    /// The packing slip the store's index holds for this order, as last read or saved (not
+    /// part of the document): [`super::Store::save_order`] writes the index only when
+    /// `packing_slip` differs from it.
+    #[serde(skip)]
+    pub indexed_slip: Option<String>,
 }
 
 impl OrderRecord {
@@ -146,6 +151,7 @@ impl OrderRecord {
             consignments: Vec::new(),
             last_error: None,
             version: 0,
+            indexed_slip: None,
         }
     }
 
