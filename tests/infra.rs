@@ -492,7 +492,7 @@ fn the_deploy_outputs_give_each_function_its_environment() {
 ///   `put_cursor`), indexes each new order's packing slip before publishing it
 ///   (`index_packing_slip`), reads and saves order records (`get_order`, `save_order`, also
 ///   through `update_record`), counts CIN7 calls (`count_calls`, `calls_today`); the CIN7 client's
-///   pacing is the store's shared window (`Cin7Pacing::Shared` → `StoreRateLimiter` →
+///   pacing is the store's shared window (`Pacing::Shared` → `StoreRateLimiter` →
 ///   `try_acquire_rate`). Secrets: the CIN7 and GoSweetSpot keys (`ClientCache::get`).
 /// - consignment-webhook (`functions/consignment-webhook` → `shared::webhook::http` and
 ///   `accept`): `authenticate` reads the integration (`get_integration`) and its webhook
@@ -864,7 +864,7 @@ fn the_reviewed_store_calls_are_those_in_the_code() {
             if squeezed.contains("update_record(") {
                 found.extend(store_calls(&update_record));
             }
-            if squeezed.contains("Cin7Pacing::Shared") {
+            if squeezed.contains("Pacing::Shared") {
                 // ClientCache paces CIN7 through StoreRateLimiter.
                 found.insert("try_acquire_rate".to_string());
             }

@@ -5,12 +5,13 @@ use chrono::{TimeZone, Utc};
 use integration_tests::*;
 use sandbox::{Cin7Sandbox, GssSandbox};
 use serde_json::Value;
-use shared::app::{Cin7Pacing, ClientCache};
+use shared::app::{ClientCache, Pacing};
 use shared::pull::PullOutcome;
 use shared::pull::handler::{PullConfig, PullHandlerError, PullRequest, handle, parse_event};
+use shared::rate_limit::Window;
 use shared::store::{OrderState, Store, Table};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -32,7 +33,7 @@ struct World {
     clients: ClientCache,
 }
 
-async fn world(table: Arc<dyn Table>, pacing: Cin7Pacing) -> World {
+async fn world(table: Arc<dyn Table>, pacing: Pacing) -> World {
     let cin7 = Cin7Sandbox::start(CIN7_USER, CIN7_KEY).await.unwrap();
     let gss = GssSandbox::start(GSS_SITE, GSS_KEY).await.unwrap();
     let base = Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap();
@@ -72,7 +73,7 @@ async fn the_schedule_pulls_every_enabled_integration_and_isolates_failures() {
     let path = tempfile::tempdir().unwrap().keep().join("s.sqlite3");
     let w = world(
         Arc::new(shared::store::sqlite::SqliteTable::open(&path).unwrap()),
-        Cin7Pacing::InProcess,
+        Pacing::InProcess,
     )
     .await;
     let request = parse_event(&fixture("order-pull-scheduled.json")).unwrap();
@@ -101,7 +102,7 @@ async fn sync_now_pulls_one_and_refuses_unknown_or_disabled() {
     let path = tempfile::tempdir().unwrap().keep().join("s.sqlite3");
     let w = world(
         Arc::new(shared::store::sqlite::SqliteTable::open(&path).unwrap()),
-        Cin7Pacing::InProcess,
+        Pacing::InProcess,
     )
     .await;
     let request = parse_event(&fixture("order-pull-sync-now.json")).unwrap();
@@ -135,7 +136,7 @@ async fn sync_now_pulls_one_and_refuses_unknown_or_disabled() {
 
 #[tokio::test]
 async fn a_pull_on_dynamodb_with_the_shared_rate_window() {
-    let w = world(dynamo_table().await, Cin7Pacing::Shared).await;
+    let w = world(dynamo_table().await, Pacing::Shared).await;
     let summaries = handle(
         PullRequest::One("acme".into()),
         &w.store,
@@ -176,4 +177,45 @@ async fn a_pull_on_dynamodb_with_the_shared_rate_window() {
     );
     assert_eq!(w.store.calls_today("acme").await.unwrap(), 2);
     assert!(w.cin7.harness().max_in_window(Duration::from_secs(1)) <= 3);
+}
+
+/// How long the second of two calls waited when each went through the clients of its own
+/// `ClientCache` (as the pull and the write-back Lambdas each have their own), under a window
+/// of one call per 600 ms for both APIs.
+async fn second_call_waited(w: &World, pacing: Pacing) -> (Duration, Duration) {
+    let settings = w.store.get_integration("acme").await.unwrap().unwrap();
+    let window = vec![Window::new(1, Duration::from_millis(600))];
+    let process = || {
+        ClientCache::new(w.store.clone(), Arc::new(sandbox_secrets()), pacing)
+            .with_cin7_windows(window.clone())
+            .with_gss_windows(window.clone())
+    };
+    let (pull, write_back) = (process(), process());
+    let pull = pull.get(&settings).await.unwrap();
+    let write_back = write_back.get(&settings).await.unwrap();
+    let connotes = vec!["SSPOT000001".to_string()];
+
+    pull.gss.get_shipments(&connotes).await.unwrap();
+    let t = Instant::now();
+    write_back.gss.get_shipments(&connotes).await.unwrap();
+    let gss = t.elapsed();
+
+    pull.cin7.get_order(1).await.unwrap();
+    let t = Instant::now();
+    write_back.cin7.get_order(1).await.unwrap();
+    (gss, t.elapsed())
+}
+
+#[tokio::test]
+async fn shared_pacing_holds_across_processes_for_both_apis() {
+    // GoSweetSpot asks for its limits per site and CIN7 enforces its own per account: calls
+    // from separate functions must share one window per API.
+    let w = world(dynamo_table().await, Pacing::Shared).await;
+    let (gss, cin7) = second_call_waited(&w, Pacing::Shared).await;
+    assert!(gss >= Duration::from_millis(500), "GoSweetSpot: {gss:?}");
+    assert!(cin7 >= Duration::from_millis(500), "CIN7: {cin7:?}");
+    // In-process pacing is per process: the second process does not wait.
+    let (gss, cin7) = second_call_waited(&w, Pacing::InProcess).await;
+    assert!(gss < Duration::from_millis(300), "GoSweetSpot: {gss:?}");
+    assert!(cin7 < Duration::from_millis(300), "CIN7: {cin7:?}");
 }

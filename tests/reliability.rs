@@ -28,7 +28,7 @@ use integration_tests::*;
 use rust_decimal::Decimal;
 use sandbox::{Cin7Sandbox, FaultKind, GssSandbox, Matcher, Method, Ticket};
 use serde_json::json;
-use shared::app::{Cin7Pacing, ClientCache};
+use shared::app::{ClientCache, Pacing};
 use shared::pull::PullOutcome;
 use shared::pull::handler::{PullConfig, PullRequest, handle as pull};
 use shared::queue::embedded::EmbeddedQueue;
@@ -393,7 +393,7 @@ async fn world(backend: Backend) -> World {
     let clients = ClientCache::new(
         store.clone(),
         Arc::new(MapSecrets(secrets.0.clone())),
-        Cin7Pacing::Shared,
+        Pacing::Shared,
     )
     .with_http(Duration::from_millis(400), fast_retry(3))
     .with_cin7_windows(vec![

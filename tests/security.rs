@@ -130,7 +130,7 @@ async fn no_secret_in_debug_output_or_errors() {
     let clients = shared::app::ClientCache::new(
         rig.store.clone(),
         std::sync::Arc::new(sandbox_secrets()),
-        shared::app::Cin7Pacing::InProcess,
+        shared::app::Pacing::InProcess,
     );
     let built = clients.get(&settings).await.unwrap();
     for text in [

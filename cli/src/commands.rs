@@ -5,7 +5,7 @@ use crate::output::{Output, table};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use shared::app::{Cin7Pacing, ClientCache};
+use shared::app::{ClientCache, Pacing};
 use shared::cin7::model::SALES_ORDER_FIELDS;
 use shared::cin7::query::{Direction, ListQuery, MAX_ROWS, Where};
 use shared::http::ApiError;
@@ -118,15 +118,11 @@ pub async fn test(backend: &Backend, id: &str, out: &Output) -> anyhow::Result<b
     let settings = integration(backend, id).await?;
     let secrets = backend.secrets();
     let mut checks: Vec<(String, Result<(), String>)> = Vec::new();
-    let clients = ClientCache::new(
-        backend.store().clone(),
-        secrets.clone(),
-        Cin7Pacing::InProcess,
-    )
-    .with_http(
-        Duration::from_secs(15),
-        shared::http::RetryPolicy::default(),
-    );
+    let clients = ClientCache::new(backend.store().clone(), secrets.clone(), Pacing::InProcess)
+        .with_http(
+            Duration::from_secs(15),
+            shared::http::RetryPolicy::default(),
+        );
     match clients.get(&settings).await {
         Err(e) => checks.push((
             "API keys".into(),
@@ -235,11 +231,7 @@ pub async fn set_secret(
 
 /// `sync-now ID`: one pull, its summary printed.
 pub async fn sync_now(backend: &Backend, id: &str, out: &Output) -> anyhow::Result<bool> {
-    let clients = ClientCache::new(
-        backend.store().clone(),
-        backend.secrets(),
-        Cin7Pacing::Shared,
-    );
+    let clients = ClientCache::new(backend.store().clone(), backend.secrets(), Pacing::Shared);
     let config = PullConfig {
         concurrency: 1,
         margin: Duration::from_secs(5),
@@ -290,7 +282,7 @@ pub async fn dry_run(backend: &Backend, id: &str, out: &Output) -> anyhow::Resul
     let clients = ClientCache::new(
         backend.store().clone(),
         backend.secrets(),
-        Cin7Pacing::InProcess,
+        Pacing::InProcess,
     );
     let c = clients.get(&settings).await?;
     let now = Utc::now();

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde::Deserialize;
-use shared::app::{Cin7Pacing, ClientCache};
+use shared::app::{ClientCache, Pacing};
 use shared::pull::handler::{PullConfig, PullRequest, handle as pull};
 use shared::queue::JobSource;
 use shared::queue::embedded::EmbeddedQueue;
@@ -163,7 +163,7 @@ impl LocalRuntime {
         let clients = Arc::new(ClientCache::new(
             store.clone(),
             secrets.clone(),
-            Cin7Pacing::Shared,
+            Pacing::Shared,
         ));
         let (stop, stopped) = watch::channel(false);
         let shared_state = Arc::new(Shared {

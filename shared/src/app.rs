@@ -5,7 +5,7 @@
 use crate::cin7::{Cin7Client, Cin7Config};
 use crate::gss::{GssClient, GssConfig};
 use crate::http::{ApiError, RetryPolicy};
-use crate::rate_limit::{RateLimiter, WindowLimiter, cin7_windows};
+use crate::rate_limit::{RateLimiter, WindowLimiter, cin7_windows, gss_windows};
 use crate::secrets::{SecretError, SecretSource};
 use crate::settings::IntegrationSettings;
 use crate::store::{Store, StoreRateLimiter};
@@ -39,10 +39,12 @@ pub enum ClientError {
     Api(#[from] ApiError),
 }
 
-/// How CIN7 calls are paced.
+/// How an integration's calls to CIN7 and GoSweetSpot are paced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cin7Pacing {
-    /// One window per integration shared through the store by every process (production).
+pub enum Pacing {
+    /// One window per integration and API, shared through the store by every process and
+    /// function (production: the pull and the write-back are separate Lambdas, and both APIs
+    /// count calls per account or site, not per caller).
     Shared,
     /// In this process only (a single local process).
     InProcess,
@@ -52,10 +54,11 @@ pub enum Cin7Pacing {
 pub struct ClientCache {
     store: Store,
     secrets: Arc<dyn SecretSource>,
-    pacing: Cin7Pacing,
+    pacing: Pacing,
     timeout: Duration,
     retry: RetryPolicy,
     cin7_windows: Vec<crate::rate_limit::Window>,
+    gss_windows: Vec<crate::rate_limit::Window>,
     cache: Mutex<HashMap<String, (String, Arc<IntegrationClients>)>>,
 }
 
@@ -83,7 +86,7 @@ fn fingerprint(s: &IntegrationSettings) -> String {
 
 impl ClientCache {
     /// A cache resolving secrets through `secrets`.
-    pub fn new(store: Store, secrets: Arc<dyn SecretSource>, pacing: Cin7Pacing) -> Self {
+    pub fn new(store: Store, secrets: Arc<dyn SecretSource>, pacing: Pacing) -> Self {
         Self {
             store,
             secrets,
@@ -91,6 +94,7 @@ impl ClientCache {
             timeout: Duration::from_secs(20),
             retry: RetryPolicy::default(),
             cin7_windows: cin7_windows(),
+            gss_windows: gss_windows(),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -108,9 +112,33 @@ impl ClientCache {
         self
     }
 
+    /// Overrides GoSweetSpot's pacing windows (tests compress time with these).
+    pub fn with_gss_windows(mut self, windows: Vec<crate::rate_limit::Window>) -> Self {
+        self.gss_windows = windows;
+        self
+    }
+
     /// The secret source this cache resolves through.
     pub fn secrets(&self) -> &Arc<dyn SecretSource> {
         &self.secrets
+    }
+
+    /// The pacing of one integration's calls to `service` under `windows`.
+    fn limiter(
+        &self,
+        settings: &IntegrationSettings,
+        service: &'static str,
+        windows: Vec<crate::rate_limit::Window>,
+    ) -> Arc<dyn RateLimiter> {
+        match self.pacing {
+            Pacing::Shared => Arc::new(StoreRateLimiter::new(
+                self.store.clone(),
+                &settings.id,
+                service,
+                windows,
+            )),
+            Pacing::InProcess => Arc::new(WindowLimiter::new(windows)),
+        }
     }
 
     /// The clients for an integration, built on first use.
@@ -130,15 +158,8 @@ impl ClientCache {
         }
         let cin7_key = self.secrets.get(&settings.cin7.api_key.0).await?;
         let gss_key = self.secrets.get(&settings.gss.access_key.0).await?;
-        let limiter: Arc<dyn RateLimiter> = match self.pacing {
-            Cin7Pacing::Shared => Arc::new(StoreRateLimiter::new(
-                self.store.clone(),
-                &settings.id,
-                "cin7",
-                self.cin7_windows.clone(),
-            )),
-            Cin7Pacing::InProcess => Arc::new(WindowLimiter::new(self.cin7_windows.clone())),
-        };
+        let limiter = self.limiter(settings, "cin7", self.cin7_windows.clone());
+        let gss_limiter = self.limiter(settings, "gss", self.gss_windows.clone());
         let clients = Arc::new(IntegrationClients {
             cin7: Cin7Client::new(Cin7Config {
                 base_url: settings.cin7.base_url.clone(),
@@ -156,7 +177,7 @@ impl ClientCache {
                 support_email: settings.gss.support_email.clone(),
                 timeout: self.timeout,
                 retry: self.retry,
-                limiter: Arc::new(WindowLimiter::gss()),
+                limiter: gss_limiter,
             })?,
         });
         self.cache

@@ -7,7 +7,6 @@
 
 use async_trait::async_trait;
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -55,11 +54,13 @@ pub fn gss_windows() -> Vec<Window> {
     ]
 }
 
-/// An in-process sliding-window limiter over one or more windows.
+/// An in-process sliding-window limiter over one or more windows. Callers are served in the
+/// order they asked (the log's lock is tokio's fair mutex, held while waiting), so a caller
+/// that asks again at once cannot take every freed slot from one that has waited longer.
 #[derive(Debug)]
 pub struct WindowLimiter {
     windows: Vec<Window>,
-    log: Mutex<VecDeque<Instant>>,
+    log: tokio::sync::Mutex<VecDeque<Instant>>,
 }
 
 /// Margin added to each real-time window so that network jitter, and scheduling delays between
@@ -71,13 +72,8 @@ impl WindowLimiter {
     pub fn new(windows: Vec<Window>) -> Self {
         Self {
             windows,
-            log: Mutex::new(VecDeque::new()),
+            log: tokio::sync::Mutex::new(VecDeque::new()),
         }
-    }
-
-    /// GoSweetSpot's requested ceiling ([`gss_windows`]).
-    pub fn gss() -> Self {
-        Self::new(gss_windows())
     }
 
     /// How long to wait before a call may start at `now`, or `None` when it may start now.
@@ -106,25 +102,19 @@ impl RateLimiter for WindowLimiter {
             .map(|w| w.max as usize)
             .max()
             .unwrap_or(0);
+        let mut log = self.log.lock().await;
         loop {
-            let wait = {
-                let mut log = self
-                    .log
-                    .lock()
-                    .map_err(|_| LimitError("limiter state poisoned".into()))?;
-                let now = Instant::now();
-                match self.wait_at(&log, now) {
-                    None => {
-                        log.push_back(now);
-                        while log.len() > keep {
-                            log.pop_front();
-                        }
-                        return Ok(());
+            let now = Instant::now();
+            match self.wait_at(&log, now) {
+                None => {
+                    log.push_back(now);
+                    while log.len() > keep {
+                        log.pop_front();
                     }
-                    Some(wait) => wait,
+                    return Ok(());
                 }
-            };
-            tokio::time::sleep(wait).await;
+                Some(wait) => tokio::time::sleep(wait).await,
+            }
         }
     }
 }
@@ -163,6 +153,41 @@ mod tests {
         assert_eq!(max_in_any_window(&times, Duration::from_secs(60)), 60);
         // 200 calls at 60 a minute need three full minutes of waiting after the first 60.
         assert!(start.elapsed() >= Duration::from_secs(180));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_are_served_in_the_order_they_asked() {
+        // Two callers asking again as soon as they are served, one a second; a third asks
+        // while both wait. It is served after the two already waiting, not when they let it.
+        let limiter = std::sync::Arc::new(WindowLimiter::new(vec![Window::new(
+            1,
+            Duration::from_secs(1),
+        )]));
+        let start = Instant::now();
+        let greedy = |name: &'static str| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                let mut times = Vec::new();
+                for _ in 0..6 {
+                    limiter.acquire().await.unwrap();
+                    times.push((start.elapsed().as_secs(), name));
+                }
+                times
+            })
+        };
+        let (a, b) = (greedy("a"), greedy("b"));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        limiter.acquire().await.unwrap();
+        let late = start.elapsed();
+        let mut grants = a.await.unwrap();
+        grants.extend(b.await.unwrap());
+        grants.sort();
+        assert_eq!(late, Duration::from_secs(4), "{grants:?}");
+        assert_eq!(grants.len(), 12);
+        assert!(
+            grants.iter().all(|(t, _)| *t != 4),
+            "the slot at 4 s was the late caller's: {grants:?}"
+        );
     }
 
     #[test]

@@ -315,7 +315,7 @@ impl WriteBackRig {
         let clients = shared::app::ClientCache::new(
             store.clone(),
             Arc::new(sandbox_secrets()),
-            shared::app::Cin7Pacing::InProcess,
+            shared::app::Pacing::InProcess,
         )
         .with_http(Duration::from_secs(5), fast_retry(3));
         let config = shared::writeback::handler::WriteBackConfig {

@@ -5,7 +5,7 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::app::{Cin7Pacing, ClientCache, config_from_env, deadline_from_epoch_ms, init_failed};
+use shared::app::{ClientCache, Pacing, config_from_env, deadline_from_epoch_ms, init_failed};
 use shared::pull::handler::{PullConfig, handle, parse_event};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,7 @@ async fn main() -> Result<(), Error> {
         &sdk,
         Duration::from_secs(config.secrets_cache_seconds),
     );
-    let clients = ClientCache::new(store.clone(), Arc::new(secrets), Cin7Pacing::Shared);
+    let clients = ClientCache::new(store.clone(), Arc::new(secrets), Pacing::Shared);
     let pull = PullConfig {
         concurrency: config.pull_concurrency,
         margin: Duration::from_secs(config.pull_margin_seconds),

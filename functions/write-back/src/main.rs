@@ -5,7 +5,7 @@
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde::Deserialize;
-use shared::app::{Cin7Pacing, ClientCache, config_from_env, init_failed};
+use shared::app::{ClientCache, Pacing, config_from_env, init_failed};
 use shared::writeback::handler::{WriteBackConfig, from_sqs, handle, sqs_response};
 use shared::writeback::run::{DEFAULT_SHOPIFY_TEMPLATE, HttpShopifyTrigger};
 use std::sync::Arc;
@@ -45,7 +45,7 @@ async fn main() -> Result<(), Error> {
         &sdk,
         Duration::from_secs(config.secrets_cache_seconds),
     );
-    let clients = ClientCache::new(store.clone(), Arc::new(secrets), Cin7Pacing::Shared);
+    let clients = ClientCache::new(store.clone(), Arc::new(secrets), Pacing::Shared);
     let shopify = HttpShopifyTrigger::new(Duration::from_secs(10))?;
     let write_back = WriteBackConfig {
         shopify_template: config.shopify_trigger_url_template,

@@ -644,12 +644,14 @@ impl Store {
 }
 
 /// A [`RateLimiter`] whose window lives in the store, so every process and function of one
-/// integration shares it (CIN7's limits hold per account, across all of them).
+/// integration shares it (CIN7's limits hold per account and GoSweetSpot's per site, across
+/// all of them). Within a process, callers are served in the order they asked.
 pub struct StoreRateLimiter {
     store: Store,
     integration: String,
     service: &'static str,
     windows: Vec<Window>,
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl StoreRateLimiter {
@@ -665,6 +667,7 @@ impl StoreRateLimiter {
             integration: integration.to_string(),
             service,
             windows,
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -672,6 +675,7 @@ impl StoreRateLimiter {
 #[async_trait]
 impl RateLimiter for StoreRateLimiter {
     async fn acquire(&self) -> Result<(), LimitError> {
+        let _turn = self.turn.lock().await;
         loop {
             match self
                 .store
