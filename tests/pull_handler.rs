@@ -188,7 +188,7 @@ async fn second_call_waited(w: &World, pacing: Pacing) -> (Duration, Duration) {
     let process = || {
         ClientCache::new(w.store.clone(), Arc::new(sandbox_secrets()), pacing)
             .with_cin7_windows(window.clone())
-            .with_gss_windows(window.clone())
+            .with_gss_windows(window.clone(), Vec::new())
     };
     let (pull, write_back) = (process(), process());
     let pull = pull.get(&settings).await.unwrap();

@@ -107,6 +107,11 @@ pub fn gss_ceilings() -> Vec<Limit> {
     limits(shared::rate_limit::gss_windows())
 }
 
+/// The pull's share of GoSweetSpot's window (`shared::rate_limit::pull_gss_share`).
+pub fn pull_gss_share_ceilings() -> Vec<Limit> {
+    limits(shared::rate_limit::pull_gss_share())
+}
+
 /// Limits with every window multiplied by `factor` (time compression).
 pub fn scaled(limits: &[Limit], factor: f64) -> Vec<Limit> {
     limits

@@ -10,7 +10,10 @@
 //! once, as in production: see [`Schedule`]).
 
 use crate::VecQueue;
-use crate::bound::{CIN7_LIMITS, GSS_SANDBOX_LIMITS, Limit, cin7_ceilings, gss_ceilings, scaled};
+use crate::bound::{
+    CIN7_LIMITS, GSS_SANDBOX_LIMITS, Limit, cin7_ceilings, gss_ceilings, pull_gss_share_ceilings,
+    scaled,
+};
 use chrono::{Duration as ChronoDuration, TimeZone, Utc};
 use integration_tests::{
     CIN7_KEY, CIN7_USER, GSS_KEY, GSS_SITE, cin7_client, gss_client, order, sandbox_secrets,
@@ -19,7 +22,7 @@ use integration_tests::{
 use sandbox::{Cin7Sandbox, GssSandbox, Ticket};
 use shared::http::RetryPolicy;
 use shared::jobs::WriteBackJob;
-use shared::pull::{PullDeps, PullOptions, PullOutcome, run_pull};
+use shared::pull::{PullDeps, PullOptions, PullOutcome, SharedSink, run_pull};
 use shared::rate_limit::{RateLimiter, Window, WindowLimiter};
 use shared::store::Store;
 use shared::webhook::{WebhookDeps, WebhookRequest};
@@ -150,6 +153,8 @@ struct Rig {
     cin7_api: shared::cin7::client::Cin7Client,
     gss_api: shared::gss::client::GssClient,
     cin7_limiter: Arc<dyn RateLimiter>,
+    /// The pull's share of GoSweetSpot's window, as the pull handler takes it.
+    pull_gss_share: WindowLimiter,
     secrets: integration_tests::MapSecrets,
     queue: VecQueue,
     /// How often the pipelined stages look for work.
@@ -223,6 +228,10 @@ async fn rig(config: FlowConfig) -> Rig {
         cin7_api,
         gss_api,
         cin7_limiter,
+        pull_gss_share: WindowLimiter::new(match config.time_factor {
+            Some(f) => windows(&scaled(&pull_gss_share_ceilings(), f)),
+            None => Vec::new(),
+        }),
         secrets: sandbox_secrets(),
         queue: VecQueue::default(),
         poll: Duration::from_millis(100)
@@ -243,7 +252,10 @@ async fn pull(rig: &Rig) -> usize {
             PullDeps {
                 store: &rig.store,
                 cin7: &rig.cin7_api,
-                gss: &rig.gss_api,
+                gss: &SharedSink {
+                    sink: &rig.gss_api,
+                    share: &rig.pull_gss_share,
+                },
                 now: Utc::now(),
                 calls: &count,
             },

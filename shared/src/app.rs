@@ -5,7 +5,7 @@
 use crate::cin7::{Cin7Client, Cin7Config};
 use crate::gss::{GssClient, GssConfig};
 use crate::http::{ApiError, RetryPolicy};
-use crate::rate_limit::{RateLimiter, WindowLimiter, cin7_windows, gss_windows};
+use crate::rate_limit::{RateLimiter, WindowLimiter, cin7_windows, gss_windows, pull_gss_share};
 use crate::secrets::{SecretError, SecretSource};
 use crate::settings::IntegrationSettings;
 use crate::store::{Store, StoreRateLimiter};
@@ -19,6 +19,8 @@ pub struct IntegrationClients {
     pub gss: GssClient,
     /// The pacing of every call to CIN7 for this integration (the client's own limiter).
     pub cin7_pacing: Arc<dyn RateLimiter>,
+    /// The pull's share of GoSweetSpot's window ([`crate::rate_limit::pull_gss_share`]).
+    pub pull_gss_share: Arc<dyn RateLimiter>,
 }
 
 impl std::fmt::Debug for IntegrationClients {
@@ -59,6 +61,7 @@ pub struct ClientCache {
     retry: RetryPolicy,
     cin7_windows: Vec<crate::rate_limit::Window>,
     gss_windows: Vec<crate::rate_limit::Window>,
+    pull_gss_share: Vec<crate::rate_limit::Window>,
     cache: Mutex<HashMap<String, (String, Arc<IntegrationClients>)>>,
 }
 
@@ -95,6 +98,7 @@ impl ClientCache {
             retry: RetryPolicy::default(),
             cin7_windows: cin7_windows(),
             gss_windows: gss_windows(),
+            pull_gss_share: pull_gss_share(),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -112,9 +116,15 @@ impl ClientCache {
         self
     }
 
-    /// Overrides GoSweetSpot's pacing windows (tests compress time with these).
-    pub fn with_gss_windows(mut self, windows: Vec<crate::rate_limit::Window>) -> Self {
+    /// Overrides GoSweetSpot's pacing windows and the pull's share of them (tests compress
+    /// time with these).
+    pub fn with_gss_windows(
+        mut self,
+        windows: Vec<crate::rate_limit::Window>,
+        pull_share: Vec<crate::rate_limit::Window>,
+    ) -> Self {
         self.gss_windows = windows;
+        self.pull_gss_share = pull_share;
         self
     }
 
@@ -170,6 +180,7 @@ impl ClientCache {
                 limiter: limiter.clone(),
             })?,
             cin7_pacing: limiter,
+            pull_gss_share: Arc::new(WindowLimiter::new(self.pull_gss_share.clone())),
             gss: GssClient::new(GssConfig {
                 base_url: settings.gss.base_url.clone(),
                 site_id: settings.gss.site_id.clone(),

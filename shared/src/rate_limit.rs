@@ -54,6 +54,15 @@ pub fn gss_windows() -> Vec<Window> {
     ]
 }
 
+/// The pull's share of GoSweetSpot's minute: two thirds (39 of 59 calls). The write-back needs
+/// one shipments GET for every two publishes of 50 orders, so with this share it keeps pace
+/// during a large import instead of waiting for the pull to finish (taking every slot, the
+/// pull left it one in five). The pull runs single-flight per integration, so an in-process
+/// window is enough; the shared window still bounds both together.
+pub fn pull_gss_share() -> Vec<Window> {
+    vec![Window::new(39, Duration::from_secs(60) + SAFETY_MARGIN)]
+}
+
 /// An in-process sliding-window limiter over one or more windows. Callers are served in the
 /// order they asked (the log's lock is tokio's fair mutex, held while waiting), so a caller
 /// that asks again at once cannot take every freed slot from one that has waited longer.

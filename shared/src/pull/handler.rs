@@ -3,7 +3,9 @@
 //! now" sends). One integration's failure is reported in its summary and never stops the
 //! others.
 
-use super::run::{PullDeps, PullError, PullOptions, PullOutcome, PullSummary, run_pull};
+use super::run::{
+    PullDeps, PullError, PullOptions, PullOutcome, PullSummary, SharedSink, run_pull,
+};
 use crate::app::{ClientCache, ClientError};
 use crate::metrics;
 use crate::settings::IntegrationSettings;
@@ -154,11 +156,15 @@ async fn pull_one(
             built.gss.calls().total() - before.1,
         )
     };
+    let gss = SharedSink {
+        sink: &built.gss,
+        share: built.pull_gss_share.as_ref(),
+    };
     let result = run_pull(
         PullDeps {
             store,
             cin7: &built.cin7,
-            gss: &built.gss,
+            gss: &gss,
             now: Utc::now(),
             calls: &calls,
         },

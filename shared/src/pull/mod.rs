@@ -14,5 +14,6 @@ pub mod mapping;
 pub mod run;
 
 pub use run::{
-    OrderSink, OrderSource, PullDeps, PullError, PullOptions, PullOutcome, PullSummary, run_pull,
+    OrderSink, OrderSource, PullDeps, PullError, PullOptions, PullOutcome, PullSummary, SharedSink,
+    run_pull,
 };

@@ -8,8 +8,10 @@ use crate::cin7::Cin7Client;
 use crate::cin7::model::{OrderRow, SALES_ORDER_FIELDS};
 use crate::cin7::query::{Direction, ListQuery, MAX_ROWS, Where};
 use crate::gss::GssClient;
+use crate::gss::client::ops as gss_ops;
 use crate::gss::model::{CustomerOrder, DeleteOutcome, MAX_ORDERS_PER_CALL, PublishResult};
-use crate::http::ApiError;
+use crate::http::{ApiError, Service};
+use crate::rate_limit::RateLimiter;
 use crate::settings::IntegrationSettings;
 use crate::store::{OrderRecord, OrderState, PullCursor, Store, StoreError};
 use async_trait::async_trait;
@@ -55,6 +57,39 @@ impl OrderSink for GssClient {
         packing_slips: &[String],
     ) -> Result<BTreeMap<String, DeleteOutcome>, ApiError> {
         self.delete_customer_orders(packing_slips).await
+    }
+}
+
+/// A sink that waits for a turn from `share` before each call: the pull's share of
+/// GoSweetSpot's window ([`crate::rate_limit::pull_gss_share`]), so that the write-back, which
+/// shares the same window, keeps pace during a large import.
+pub struct SharedSink<'a> {
+    pub sink: &'a dyn OrderSink,
+    pub share: &'a dyn RateLimiter,
+}
+
+impl SharedSink<'_> {
+    async fn turn(&self, operation: &'static str) -> Result<(), ApiError> {
+        self.share.acquire().await.map_err(|e| ApiError::Limiter {
+            service: Service::Gss,
+            operation,
+            detail: e.to_string(),
+        })
+    }
+}
+
+#[async_trait]
+impl OrderSink for SharedSink<'_> {
+    async fn publish(&self, orders: &[CustomerOrder]) -> Result<Vec<PublishResult>, ApiError> {
+        self.turn(gss_ops::PUT_ORDERS).await?;
+        self.sink.publish(orders).await
+    }
+    async fn delete(
+        &self,
+        packing_slips: &[String],
+    ) -> Result<BTreeMap<String, DeleteOutcome>, ApiError> {
+        self.turn(gss_ops::DELETE_ORDERS).await?;
+        self.sink.delete(packing_slips).await
     }
 }
 
@@ -685,5 +720,55 @@ mod page_tests {
             (start.since, 2),
             "an id missing at the last second"
         );
+    }
+}
+
+#[cfg(test)]
+mod shared_sink_tests {
+    use super::*;
+    use crate::rate_limit::{Window, WindowLimiter};
+    use std::sync::Mutex;
+
+    /// Records when each call reached it.
+    struct Clock(Instant, Mutex<Vec<Duration>>);
+
+    #[async_trait]
+    impl OrderSink for Clock {
+        async fn publish(&self, _: &[CustomerOrder]) -> Result<Vec<PublishResult>, ApiError> {
+            self.1
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(self.0.elapsed());
+            Ok(Vec::new())
+        }
+        async fn delete(&self, _: &[String]) -> Result<BTreeMap<String, DeleteOutcome>, ApiError> {
+            self.1
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(self.0.elapsed());
+            Ok(BTreeMap::new())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn publishes_and_deletes_wait_for_the_pulls_share() {
+        let sink = Clock(Instant::now(), Mutex::new(Vec::new()));
+        let share = WindowLimiter::new(vec![Window::new(2, Duration::from_secs(1))]);
+        let shared = SharedSink {
+            sink: &sink,
+            share: &share,
+        };
+        for _ in 0..3 {
+            shared.publish(&[]).await.unwrap();
+            shared.delete(&[]).await.unwrap();
+        }
+        let secs: Vec<u64> = sink
+            .1
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|d| d.as_secs())
+            .collect();
+        assert_eq!(secs, [0, 0, 1, 1, 2, 2]);
     }
 }
