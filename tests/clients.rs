@@ -399,7 +399,11 @@ async fn gss_publish_upsert_processed_and_delete() {
         .unwrap();
     assert_eq!(shipments.len(), 1);
     let s = &shipments[0];
-    assert_eq!(s.carrier.as_deref(), Some("Post Haste"));
+    assert_eq!(
+        s.carrier.as_deref(),
+        Some("Post Haste - AKL - 2011"),
+        "GoSweetSpot's carrier is a rate-card label"
+    );
     assert_eq!(s.cost_centre.as_deref(), Some("Online"));
     assert_eq!(s.total_cost, Some(rust_decimal::Decimal::new(850, 2)));
     assert_eq!(

@@ -478,7 +478,6 @@ async fn deliver(
                     method: "POST",
                     integration_id: Some(&m.id),
                     query: &query,
-                    content_type: Some("application/json"),
                     body: body.as_bytes(),
                 },
             )

@@ -56,7 +56,6 @@ async fn a_webhook_signed_for_one_integration_cannot_touch_another() {
             method: "POST",
             integration_id: Some(id),
             query: &query,
-            content_type: Some("application/json"),
             body: body.as_bytes(),
         },
     )
@@ -70,7 +69,6 @@ async fn a_webhook_signed_for_one_integration_cannot_touch_another() {
             method: "POST",
             integration_id: Some(id),
             query: &query,
-            content_type: Some("application/json"),
             body: body.as_bytes(),
         },
     )

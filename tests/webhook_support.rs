@@ -452,3 +452,77 @@ pub fn shipment(connote: &str, slip: &str, event: &str) -> Value {
 pub fn body(shipments: &[Value]) -> Vec<u8> {
     serde_json::to_vec(shipments).expect("JSON")
 }
+
+/// A loopback listener serving a world's webhook endpoint (the shared handler, as local mode
+/// serves it), for sandboxes that post real HTTP deliveries. Stops when dropped.
+pub struct Listener {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listener {
+    /// Serves `world`'s store, queue and secrets on 127.0.0.1 and an ephemeral port.
+    pub async fn start(world: &World) -> Self {
+        use axum::extract::{Path, RawQuery, State};
+        #[derive(Clone)]
+        struct Deps {
+            store: Store,
+            queue: EmbeddedQueue,
+            secrets: Arc<MapSecrets>,
+        }
+        async fn route(
+            State(deps): State<Deps>,
+            Path(id): Path<String>,
+            RawQuery(query): RawQuery,
+            body: axum::body::Bytes,
+        ) -> (axum::http::StatusCode, String) {
+            let query = shared::webhook::parse_query(query.as_deref().unwrap_or(""));
+            let answer = shared::webhook::handle(
+                WebhookDeps {
+                    store: &deps.store,
+                    secrets: deps.secrets.as_ref(),
+                    queue: &deps.queue,
+                },
+                &shared::webhook::WebhookRequest {
+                    method: "POST",
+                    integration_id: Some(&id),
+                    query: &query,
+                    body: &body,
+                },
+            )
+            .await;
+            (
+                axum::http::StatusCode::from_u16(answer.status)
+                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+                answer.body,
+            )
+        }
+        let deps = Deps {
+            store: world.store.clone(),
+            queue: world.queue.clone(),
+            secrets: Arc::new(MapSecrets(world.secrets.0.clone())),
+        };
+        let app = axum::Router::new()
+            .route("/webhooks/gosweetspot/{id}", axum::routing::post(route))
+            .with_state(deps);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, task }
+    }
+
+    /// The webhook URL of an integration.
+    pub fn url(&self, integration: &str) -> String {
+        format!("http://{}/webhooks/gosweetspot/{integration}", self.addr)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -22,10 +22,11 @@ fn cin7_order(id: i64, tax: &str, freight: Decimal) -> Value {
     o
 }
 
+/// A ticket as GoSweetSpot makes it: its `Carrier` is a rate-card label.
 fn ticket(cost: Decimal) -> Ticket {
     Ticket {
         cost,
-        carrier: "Post Haste".into(),
+        carrier: "Post Haste - AKL - 2011".into(),
     }
 }
 
@@ -85,6 +86,48 @@ async fn dispatch_tracking_freight_and_shopify_land_in_cin7() {
             .history
             .iter()
             .any(|t| t.reason == "shopify_triggered")
+    );
+}
+
+#[tokio::test]
+async fn custom_fields_survive_carriers_are_named_and_no_markup_falls_back() {
+    let rig = WriteBackRig::new().await;
+    // No markup on the cost centre in GoSweetSpot (Charge_MarkedUpLineTotal is 0 there): the
+    // integration's fallback markup applies.
+    rig.integration(
+        "acme",
+        json!({"send_ticket_number": true, "freight": "marked_up",
+               "tracking_url_field": "customFields.tracking",
+               "markup_by_cost_centre": {"Online": {"percent": "10"}},
+               "carrier_names": {"Post Haste": "PostHaste NZ"}}),
+    )
+    .await;
+    let mut order = cin7_order(1, "Excl", Decimal::ZERO);
+    order["customFields"] = json!({"gift_note": "Happy birthday", "priority": 2});
+    let job = rig.ticketed("acme", order, ticket(dec!(8.50))).await;
+    let shipment = rig.gss.shipments().pop().unwrap();
+    assert_eq!(
+        shipment.items[0].charge_marked_up_line_total,
+        Some(Decimal::ZERO)
+    );
+    assert!(
+        rig.run(rig.messages(std::slice::from_ref(&job), 1))
+            .await
+            .is_empty()
+    );
+    let o = rig.cin7.order(1).unwrap();
+    // The sandbox replaces the whole map on a PUT that sends customFields, as CIN7 may.
+    assert_eq!(
+        o["customFields"],
+        json!({"gift_note": "Happy birthday", "priority": 2,
+               "tracking": job.tracking_url.clone().unwrap()})
+    );
+    assert_eq!(o["logisticsCarrier"], "PostHaste NZ");
+    assert_eq!(freight_of(&o), dec!(9.35), "8.50 + 10 %");
+    let record = rig.store.get_order("acme", 1).await.unwrap().unwrap();
+    assert_eq!(
+        record.consignments[0].carrier.as_deref(),
+        Some("PostHaste NZ")
     );
 }
 

@@ -89,7 +89,13 @@ fn workload(process: bool) {
     let orders = parsed(black_box(&body));
     for o in &orders {
         let _ = black_box(shared::pull::mapping::map_order(o, &settings));
-        black_box(plan_order(o, None, &[consignment(o)], &settings));
+        black_box(plan_order(
+            o,
+            None,
+            &[consignment(o)],
+            &settings,
+            chrono::Utc::now(),
+        ));
     }
 }
 
@@ -212,7 +218,15 @@ fn main() {
     });
     let new = [consignment(&orders[0])];
     group.bench_function("plan_order", |b| {
-        b.iter(|| plan_order(black_box(&orders[0]), None, &new, &settings))
+        b.iter(|| {
+            plan_order(
+                black_box(&orders[0]),
+                None,
+                &new,
+                &settings,
+                chrono::Utc::now(),
+            )
+        })
     });
     group.finish();
     c.final_summary();

@@ -309,7 +309,6 @@ async fn ticket_and_deliver(rig: &Rig, slips: &[String]) {
                 method: "POST",
                 integration_id: Some("acme"),
                 query: &query,
-                content_type: Some("application/json"),
                 body: &body,
             },
         )

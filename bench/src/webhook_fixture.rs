@@ -135,7 +135,6 @@ impl WebhookFixture {
                 method: "POST",
                 integration_id: Some(INTEGRATION),
                 query: &delivery.query,
-                content_type: Some("application/json"),
                 body: &delivery.body,
             },
         )

@@ -7,7 +7,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde::Deserialize;
@@ -109,13 +109,9 @@ async fn webhook_route(
     method: Method,
     uri: Uri,
     Path(integration_id): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let query = shared::webhook::auth::parse_query(uri.query().unwrap_or(""));
-    let content_type = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
     let answer = webhook(
         WebhookDeps {
             store: &shared.store,
@@ -126,7 +122,6 @@ async fn webhook_route(
             method: method.as_str(),
             integration_id: Some(&integration_id),
             query: &query,
-            content_type,
             body: &body,
         },
     )

@@ -33,6 +33,8 @@ pub struct Delivery {
     pub body: String,
     /// HTTP status answered, or `None` when the receiver could not be reached.
     pub status: Option<u16>,
+    /// The body answered (empty when none could be read).
+    pub answer: String,
 }
 
 /// How a consignment is created.
@@ -43,10 +45,11 @@ pub struct Ticket {
 }
 
 impl Default for Ticket {
+    /// GoSweetSpot's `Carrier` is a rate-card label, not a bare carrier name.
     fn default() -> Self {
         Self {
             cost: Decimal::new(850, 2),
-            carrier: "Post Haste".into(),
+            carrier: "Post Haste - AKL - 2011".into(),
         }
     }
 }
@@ -70,6 +73,9 @@ struct State_ {
     markups: Mutex<BTreeMap<String, Decimal>>,
     webhook: Mutex<Option<WebhookTarget>>,
     deliveries: Mutex<Vec<Delivery>>,
+    /// Packing slips that make GoSweetSpot refuse any whole `PUT /api/customerorders`
+    /// carrying them (400, an ASP.NET ModelState body), with the field message.
+    poison: Mutex<BTreeMap<String, String>>,
     harness: Arc<Harness>,
 }
 
@@ -109,6 +115,7 @@ impl GssSandbox {
             markups: Mutex::default(),
             webhook: Mutex::default(),
             deliveries: Mutex::default(),
+            poison: Mutex::default(),
             harness: harness.clone(),
         });
         let router = Router::new()
@@ -180,11 +187,67 @@ impl GssSandbox {
         lock(&self.state.deliveries).clone()
     }
 
+    /// Makes every `PUT /api/customerorders` that carries `packing_slip` fail as a whole with
+    /// 400 and a ModelState body naming `message` (GoSweetSpot documents only per-order
+    /// `result: false`; a third-party client shows such whole-request 400s).
+    pub fn reject_batches_with(&self, packing_slip: &str, message: &str) {
+        lock(&self.state.poison).insert(packing_slip.to_string(), message.to_string());
+    }
+
     /// Tickets an order as a dispatcher would: creates a consignment (connote, tracking URL,
     /// cost, carrier, the order's cost centre, and the marked-up charge when that cost centre
     /// has a markup), marks the order processed, and posts the "created" webhook if one is
     /// configured. An order may be ticketed more than once (a split shipment).
     pub async fn ticket(
+        &self,
+        packing_slip: &str,
+        ticket: Ticket,
+    ) -> Result<Shipment, SandboxError> {
+        let shipment = self.create_ticket(packing_slip, ticket)?;
+        self.post_webhook(std::slice::from_ref(&shipment)).await?;
+        Ok(shipment)
+    }
+
+    /// A ticket created in GoSweetSpot's own UI, for no published order: `ManualTicket: true`
+    /// and an empty `PackingSlipNo`, as in GoSweetSpot's documented webhook example. Not
+    /// posted: [`Self::post_webhook`] sends it, alone or mixed with others.
+    pub fn manual_ticket(&self, consignee: &str, ticket: Ticket) -> Shipment {
+        let connote = self.next_connote();
+        let shipment = Shipment {
+            consignment_no: Some(connote.clone()),
+            packing_slip_no: Some(String::new()),
+            tracking: Some(self.tracking_url(&connote)),
+            total_cost: Some(ticket.cost),
+            created_utc: Some(Utc::now()),
+            manual_ticket: Some(true),
+            consignee: Some(consignee.to_uppercase()),
+            carrier: Some(ticket.carrier),
+            items: vec![ShipmentItem {
+                charge_line_total: Some(ticket.cost),
+                charge_marked_up_line_total: Some(Decimal::ZERO),
+            }],
+            ..Shipment::default()
+        };
+        lock(&self.state.shipments).insert(connote, shipment.clone());
+        shipment
+    }
+
+    fn next_connote(&self) -> String {
+        let mut n = lock(&self.state.next_connote);
+        *n += 1;
+        format!("SSPOT{:06}", *n)
+    }
+
+    fn tracking_url(&self, connote: &str) -> String {
+        format!(
+            "https://gosweetspot.com/track/{}-{connote}",
+            self.state.site_id
+        )
+    }
+
+    /// Tickets an order as [`Self::ticket`] does, without posting the webhook (a delivery
+    /// GoSweetSpot has not sent yet, or never will).
+    pub fn create_ticket(
         &self,
         packing_slip: &str,
         ticket: Ticket,
@@ -195,27 +258,21 @@ impl GssSandbox {
                 .get_mut(packing_slip)
                 .filter(|e| !e.deleted)
                 .ok_or_else(|| SandboxError::UnknownOrder(packing_slip.to_string()))?;
-            let connote = {
-                let mut n = lock(&self.state.next_connote);
-                *n += 1;
-                format!("SSPOT{:06}", *n)
-            };
+            let connote = self.next_connote();
             let markup = entry
                 .order
                 .costcentre
                 .as_ref()
                 .and_then(|c| lock(&self.state.markups).get(c).copied());
-            let marked_up = markup.map(|pct| {
+            // Non-nullable in GoSweetSpot's own client: 0 when no markup is defined.
+            let marked_up = markup.map_or(Decimal::ZERO, |pct| {
                 (ticket.cost * (Decimal::ONE_HUNDRED + pct) / Decimal::ONE_HUNDRED)
                     .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
             });
             let shipment = Shipment {
                 consignment_no: Some(connote.clone()),
                 packing_slip_no: Some(packing_slip.to_string()),
-                tracking: Some(format!(
-                    "https://gosweetspot.com/track/{}-{connote}",
-                    self.state.site_id
-                )),
+                tracking: Some(self.tracking_url(&connote)),
                 total_cost: Some(ticket.cost),
                 status: None,
                 picked: None,
@@ -227,7 +284,7 @@ impl GssSandbox {
                 cost_centre: entry.order.costcentre.clone(),
                 items: vec![ShipmentItem {
                     charge_line_total: Some(ticket.cost),
-                    charge_marked_up_line_total: marked_up,
+                    charge_marked_up_line_total: Some(marked_up),
                 }],
             };
             entry.processed = true;
@@ -235,7 +292,6 @@ impl GssSandbox {
             lock(&self.state.shipments).insert(connote, shipment.clone());
             shipment
         };
-        self.post_webhook(std::slice::from_ref(&shipment)).await?;
         Ok(shipment)
     }
 
@@ -296,8 +352,18 @@ impl GssSandbox {
                 .map_err(|_| SandboxError::BadSecret)?;
             request = request.query(&[(target.signature_param.as_str(), signature.as_str())]);
         }
-        let status = request.send().await.ok().map(|r| r.status().as_u16());
-        lock(&self.state.deliveries).push(Delivery { body, status });
+        let (status, answer) = match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (Some(status), response.text().await.unwrap_or_default())
+            }
+            Err(_) => (None, String::new()),
+        };
+        lock(&self.state.deliveries).push(Delivery {
+            body,
+            status,
+            answer,
+        });
         Ok(status)
     }
 }
@@ -395,6 +461,25 @@ async fn put_orders(
         Ok(o) => o,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("Invalid request: {e}")),
     };
+    {
+        let poison = lock(&state.poison);
+        let refused: BTreeMap<String, Value> = orders
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| {
+                poison
+                    .get(&o.packingslipno)
+                    .map(|m| (format!("orders[{i}].packingslipno"), json!([m])))
+            })
+            .collect();
+        if !refused.is_empty() {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"Message": "The request is invalid.", "ModelState": refused})),
+            )
+                .into_response();
+        }
+    }
     let mut held = lock(&state.orders);
     let results: Vec<Value> = orders
         .into_iter()

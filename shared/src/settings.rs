@@ -204,7 +204,16 @@ pub struct WriteBackSettings {
     pub markup_by_cost_centre: BTreeMap<String, Markup>,
     /// The `idCustomerAppsLink` value, or the whole link copied from CIN7.
     pub shopify_trigger: Option<String>,
+    /// The carrier names written to CIN7, by GoSweetSpot carrier name (the text of its
+    /// rate-card label before the first " - ", or the whole label), e.g.
+    /// `{ "Post Haste" = "PostHaste NZ" }`: how a merchant writes the names Shopify
+    /// recognises. Unmapped carriers are written by their GoSweetSpot name.
+    pub carrier_names: BTreeMap<String, String>,
 }
+
+/// The longest carrier name written to CIN7's `logisticsCarrier` (CIN7 documents no limit;
+/// this keeps a mapping to a plausible carrier name).
+pub const CARRIER_NAME_MAX: usize = 100;
 
 /// One problem with settings, naming its field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -393,6 +402,26 @@ impl IntegrationSettings {
                 );
             }
         }
+        for (from, to) in &self.write_back.carrier_names {
+            let field = format!("write_back.carrier_names.{from}");
+            if from.trim().is_empty() {
+                fail(
+                    "write_back.carrier_names",
+                    "a GoSweetSpot carrier name must not be empty".into(),
+                );
+            }
+            if to.trim().is_empty() {
+                fail(
+                    &field,
+                    "the carrier name written to CIN7 must not be empty".into(),
+                );
+            } else if to.chars().count() > CARRIER_NAME_MAX {
+                fail(
+                    &field,
+                    format!("is longer than {CARRIER_NAME_MAX} characters"),
+                );
+            }
+        }
         if let Some(trigger) = &self.write_back.shopify_trigger
             && crate::settings::shopify_link_id(trigger).is_none()
         {
@@ -567,6 +596,20 @@ mod tests {
             (
                 Box::new(|v| v["webhook"]["signature_param"] = json!("")),
                 "webhook.signature_param: must not be empty when set",
+            ),
+            (
+                Box::new(|v| v["write_back"] = json!({"carrier_names": {"Post Haste": " "}})),
+                "write_back.carrier_names.Post Haste: the carrier name written to CIN7 must not be empty",
+            ),
+            (
+                Box::new(|v| v["write_back"] = json!({"carrier_names": {"": "NZ Post"}})),
+                "write_back.carrier_names: a GoSweetSpot carrier name must not be empty",
+            ),
+            (
+                Box::new(|v| {
+                    v["write_back"] = json!({"carrier_names": {"Post Haste": "x".repeat(101)}})
+                }),
+                "write_back.carrier_names.Post Haste: is longer than 100 characters",
             ),
         ];
         for (edit, expected) in cases {

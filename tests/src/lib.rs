@@ -99,7 +99,7 @@ pub fn order(id: i64, reference: &str, modified: DateTime<Utc>) -> Value {
         "email": "aroha@example.co.nz", "phone": "021 555 0101", "mobile": "",
         "deliveryFirstName": "Aroha", "deliveryLastName": "Smith", "deliveryCompany": "",
         "deliveryAddress1": "12 Queen Street", "deliveryAddress2": "Unit 3",
-        "deliveryCity": "Auckland", "deliveryState": "Auckland Central",
+        "deliveryCity": "Auckland", "deliveryState": "Auckland",
         "deliveryPostalCode": "1010", "deliveryCountry": "New Zealand",
         "deliveryInstructions": "Leave at reception",
         "internalComments": "Shopify order",

@@ -1,6 +1,6 @@
 //! The `consignment-webhook` function's adapter between API Gateway (HTTP API, payload 2.0, as
 //! `lambda_http` presents it) and `shared::webhook::http`: it reads the method, the
-//! `{integration_id}` path parameter, the query string, the content type and the body (which
+//! `{integration_id}` path parameter, the query string and the body (which
 //! `lambda_http` has already Base64-decoded when `isBase64Encoded` is set), and writes the
 //! status and JSON body back.
 
@@ -56,10 +56,6 @@ pub fn query_pairs(request: &Request) -> Vec<(String, String)> {
 pub async fn handle_request(deps: WebhookDeps<'_>, request: Request) -> Response<Body> {
     let id = integration_id(&request);
     let query = query_pairs(&request);
-    let content_type = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
     let body: &[u8] = request.body().as_ref();
     let answer = handle(
         deps,
@@ -67,7 +63,6 @@ pub async fn handle_request(deps: WebhookDeps<'_>, request: Request) -> Response
             method: request.method().as_str(),
             integration_id: id.as_deref(),
             query: &query,
-            content_type,
             body,
         },
     )

@@ -417,8 +417,10 @@ pub struct SalesOrderUpdate {
         with = "rust_decimal::serde::float_option"
     )]
     pub freight_total: Option<Decimal>,
+    /// The whole map: a PUT that sends `customFields` may replace it (undocumented), so the
+    /// order's other fields are sent back with it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub custom_fields: Option<BTreeMap<String, String>>,
+    pub custom_fields: Option<BTreeMap<String, Value>>,
 }
 
 mod cin7_datetime {

@@ -42,6 +42,64 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     serde_json::from_value(tolerant::normalise_keys(value)).map_err(|e| e.to_string())
 }
 
+/// GoSweetSpot's message in an error body, in whichever shape it comes: a top-level `Message`,
+/// `Errors` (strings or `{Property, Message}` objects), or ASP.NET's `ModelState` /
+/// `ValidationErrors` maps of field → messages; joined with "; ". A body that is not JSON is
+/// returned as it is, trimmed (and a JSON body with none of these, compacted).
+pub fn error_text(body: &str) -> String {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
+        return body.trim().to_string();
+    };
+    let value = tolerant::normalise_keys(value);
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(m) = value.get("message").and_then(serde_json::Value::as_str) {
+        parts.push(m.to_string());
+    }
+    let mut messages = |v: &serde_json::Value, field: Option<&str>| {
+        let text = match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Object(o) => {
+                let message = o.get("message").and_then(serde_json::Value::as_str);
+                let property = o.get("property").and_then(serde_json::Value::as_str);
+                match (property, message) {
+                    (Some(p), Some(m)) => Some(format!("{p}: {m}")),
+                    (None, Some(m)) => Some(m.to_string()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(text) = text {
+            parts.push(match field {
+                Some(f) => format!("{f}: {text}"),
+                None => text,
+            });
+        }
+    };
+    if let Some(errors) = value.get("errors").and_then(serde_json::Value::as_array) {
+        for e in errors {
+            messages(e, None);
+        }
+    }
+    for map in ["modelstate", "validationerrors"] {
+        if let Some(fields) = value.get(map).and_then(serde_json::Value::as_object) {
+            for (field, v) in fields {
+                match v {
+                    serde_json::Value::Array(list) => {
+                        list.iter().for_each(|m| messages(m, Some(field)))
+                    }
+                    other => messages(other, Some(field)),
+                }
+            }
+        }
+    }
+    if parts.is_empty() {
+        value.to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
 /// A customer order as published with `PUT /api/customerorders`. Field names are GoSweetSpot's
 /// own (all lower case), so the struct reads as the documentation does.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -334,5 +392,25 @@ mod tests {
             assert_eq!(DeleteOutcome::from_message(outcome.message()), outcome);
         }
         assert!(parse::<Vec<PublishResult>>(b"[{").is_err());
+    }
+
+    #[test]
+    fn error_text_in_every_shape() {
+        assert_eq!(
+            error_text(
+                r#"{"Message":"The request is invalid.","ModelState":{"orders[3].email":["The Email field is not a valid e-mail address."]}}"#
+            ),
+            "The request is invalid.; orders[3].email: The Email field is not a valid e-mail address."
+        );
+        assert_eq!(
+            error_text(r#"{"Errors":[{"Property":"Country","Message":"Unknown"}, "Bad"]}"#),
+            "Country: Unknown; Bad"
+        );
+        assert_eq!(
+            error_text(r#"{"ValidationErrors":{"postcode":"too long"}}"#),
+            "postcode: too long"
+        );
+        assert_eq!(error_text("  Bad Request \n"), "Bad Request");
+        assert_eq!(error_text(r#"{"odd":1}"#), r#"{"odd":1}"#);
     }
 }

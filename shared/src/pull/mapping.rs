@@ -1,11 +1,13 @@
 //! Mapping a CIN7 sales order to a GoSweetSpot customer order, within GoSweetSpot's field
 //! limits (every truncation is recorded), plus the content hash used for change detection.
-//! Pure.
+//! Addresses are mapped country-aware by [`super::address`]. Pure.
 
+use super::address::{Cin7Address, map_address};
 use super::gates::{Skip, SkipReason};
 use crate::cin7::model::SalesOrder;
 use crate::gss::model::{CustomerOrder, OrderProduct, limits};
 use crate::settings::IntegrationSettings;
+use rust_decimal::{Decimal, RoundingStrategy};
 use sha2::{Digest, Sha256};
 use std::str::FromStr;
 
@@ -75,6 +77,20 @@ fn fit(field: &str, value: String, max: usize, truncations: &mut Vec<String>) ->
     }
     truncations.push(format!("{field}: {n} → {max} characters"));
     value.chars().take(max).collect()
+}
+
+/// The value of one unit of a line: CIN7's `discount` is the line's *total* discount, so the
+/// unit value is `unitPrice − discount / qty`, rounded half away from zero to cents and never
+/// below 0.
+pub fn unit_value(unit_price: Decimal, discount: Decimal, qty: Decimal) -> Decimal {
+    let per_unit = if qty.is_zero() {
+        discount
+    } else {
+        discount / qty
+    };
+    (unit_price - per_unit)
+        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+        .max(Decimal::ZERO)
 }
 
 /// Maps an order that passed the gates; fails only when its country cannot be mapped.
@@ -150,41 +166,34 @@ pub fn map_order(order: &SalesOrder, settings: &IntegrationSettings) -> Result<M
                     &mut cut,
                 ),
                 units: l.qty,
-                unitvalue: (l.unit_price - l.discount).max(rust_decimal::Decimal::ZERO),
+                unitvalue: unit_value(l.unit_price, l.discount, l.qty),
                 currency: currency.clone(),
                 unitkg: None,
             }
         })
         .collect();
+    let (line1, line2, city, state) = (
+        clean(order.delivery_address1.as_deref()),
+        clean(order.delivery_address2.as_deref()),
+        clean(order.delivery_city.as_deref()),
+        clean(order.delivery_state.as_deref()),
+    );
+    let address = map_address(
+        &country,
+        Cin7Address {
+            line1: &line1,
+            line2: &line2,
+            city: &city,
+            state: &state,
+        },
+    );
     let customer_order = CustomerOrder {
         packingslipno: packing_slip(order),
         consignee: fit("consignee", consignee, limits::CONSIGNEE, &mut cut),
-        // GoSweetSpot: address1 is the building, address2 the street; CIN7's first line is
-        // the street and its second the unit or building.
-        address1: fit(
-            "address1",
-            clean(order.delivery_address2.as_deref()),
-            limits::ADDRESS,
-            &mut cut,
-        ),
-        address2: fit(
-            "address2",
-            clean(order.delivery_address1.as_deref()),
-            limits::ADDRESS,
-            &mut cut,
-        ),
-        suburb: fit(
-            "suburb",
-            clean(order.delivery_state.as_deref()),
-            limits::SUBURB,
-            &mut cut,
-        ),
-        city: fit(
-            "city",
-            clean(order.delivery_city.as_deref()),
-            limits::CITY,
-            &mut cut,
-        ),
+        address1: fit("address1", address.address1, limits::ADDRESS, &mut cut),
+        address2: fit("address2", address.address2, limits::ADDRESS, &mut cut),
+        suburb: fit("suburb", address.suburb, limits::SUBURB, &mut cut),
+        city: fit("city", address.city, limits::CITY, &mut cut),
         postcode: fit(
             "postcode",
             clean(order.delivery_postal_code.as_deref()),
@@ -265,6 +274,44 @@ mod tests {
     }
 
     #[test]
+    fn unit_value_takes_the_lines_total_discount_per_unit() {
+        for (price, discount, qty, want) in [
+            (dec!(29.95), dec!(0), dec!(2), dec!(29.95)),
+            (dec!(29.95), dec!(5), dec!(2), dec!(27.45)),
+            (dec!(10), dec!(1), dec!(3), dec!(9.67)),
+            (dec!(10), dec!(2), dec!(3), dec!(9.33)),
+            (dec!(0.10), dec!(0.05), dec!(2), dec!(0.08)),
+            (dec!(19.99), dec!(60), dec!(3), dec!(0)),
+            (dec!(5), dec!(1), dec!(0), dec!(4)),
+        ] {
+            assert_eq!(
+                unit_value(price, discount, qty),
+                want,
+                "{price} − {discount}/{qty}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_australian_order_names_its_state_in_city() {
+        let order = SalesOrder {
+            id: 13,
+            reference: Some("#1013".into()),
+            delivery_address1: Some("1 George Street".into()),
+            delivery_city: Some("Sydney".into()),
+            delivery_state: Some("New South Wales".into()),
+            delivery_postal_code: Some("2000".into()),
+            delivery_country: Some("Australia".into()),
+            ..Default::default()
+        };
+        let o = map_order(&order, &settings()).unwrap().order;
+        assert_eq!(
+            (o.suburb.as_str(), o.city.as_str(), o.country.as_str()),
+            ("Sydney", "NSW", "AU")
+        );
+    }
+
+    #[test]
     fn packing_slip_is_the_reference_or_a_stable_derived_number() {
         let mut o = SalesOrder {
             id: 42,
@@ -288,7 +335,7 @@ mod tests {
             delivery_address1: Some("12 Queen Street".into()),
             delivery_address2: Some("Unit 3".into()),
             delivery_city: Some("Auckland".into()),
-            delivery_state: Some("Auckland Central".into()),
+            delivery_state: Some("Auckland".into()),
             delivery_postal_code: Some("1010".into()),
             delivery_country: Some("".into()),
             delivery_instructions: Some("x".repeat(130)),
@@ -301,6 +348,7 @@ mod tests {
                 option1: Some("Medium".into()),
                 qty: dec!(2),
                 unit_price: dec!(29.95),
+                // The line's total discount: 2.50 a unit.
                 discount: dec!(5),
                 ..Default::default()
             }],
@@ -311,8 +359,14 @@ mod tests {
         assert_eq!(o.packingslipno, "SO-9");
         assert_eq!(o.consignee, "Aroha Smith");
         assert_eq!(
-            (o.address1.as_str(), o.address2.as_str()),
-            ("Unit 3", "12 Queen Street")
+            (
+                o.address1.as_str(),
+                o.address2.as_str(),
+                o.suburb.as_str(),
+                o.city.as_str()
+            ),
+            ("Unit 3", "12 Queen Street", "", "Auckland"),
+            "the region is never the suburb"
         );
         assert_eq!(o.country, "NZ", "default country when empty");
         assert_eq!(o.contactphone, "021 555 0101", "mobile as fallback");
@@ -321,7 +375,7 @@ mod tests {
         assert_eq!(m.truncations, ["delvinstructions: 130 → 120 characters"]);
         let p = &o.products[0];
         assert_eq!(p.description, "Black Tee Medium");
-        assert_eq!(p.unitvalue, dec!(24.95));
+        assert_eq!(p.unitvalue, dec!(27.45), "29.95 − 5 / 2");
         assert_eq!(p.currency.as_deref(), Some("NZD"));
         assert_eq!(m.content_hash, content_hash(o));
         let mut changed = order.clone();

@@ -9,11 +9,14 @@ use crate::cin7::model::{OrderRow, SALES_ORDER_FIELDS};
 use crate::cin7::query::{Direction, ListQuery, MAX_ROWS, Where};
 use crate::gss::GssClient;
 use crate::gss::client::ops as gss_ops;
-use crate::gss::model::{CustomerOrder, DeleteOutcome, MAX_ORDERS_PER_CALL, PublishResult};
+use crate::gss::model::{
+    CustomerOrder, DeleteOutcome, MAX_ORDERS_PER_CALL, PublishResult, error_text as gss_error_text,
+};
 use crate::http::{ApiError, Service};
 use crate::rate_limit::RateLimiter;
 use crate::settings::IntegrationSettings;
-use crate::store::{OrderRecord, OrderState, PullCursor, Store, StoreError};
+use crate::store::records::update_record;
+use crate::store::{OrderState, PullCursor, Store, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -197,30 +200,6 @@ struct PendingDelete {
     skip: Skip,
 }
 
-/// Reads (or starts) one order record, changes it and saves it, retrying when it changed
-/// underneath; unchanged records are not written.
-pub async fn update_record(
-    store: &Store,
-    integration: &str,
-    cin7_id: i64,
-    mut change: impl FnMut(&mut OrderRecord),
-) -> Result<OrderRecord, StoreError> {
-    loop {
-        let mut record = store
-            .get_order(integration, cin7_id)
-            .await?
-            .unwrap_or_else(|| OrderRecord::blank(cin7_id));
-        let before = record.clone();
-        change(&mut record);
-        if record == before {
-            return Ok(record);
-        }
-        if store.save_order(integration, &mut record).await? {
-            return Ok(record);
-        }
-    }
-}
-
 struct Run<'a> {
     deps: PullDeps<'a>,
     settings: &'a IntegrationSettings,
@@ -248,8 +227,7 @@ impl Run<'_> {
             OrderRow::Parsed(o) => (o.reference.clone(), o.modified_date),
             OrderRow::Unparseable(u) => (u.reference.clone(), u.modified_date),
         };
-        let now = self.deps.now;
-        update_record(self.deps.store, &self.settings.id, id, |r| {
+        update_record(self.deps.store, &self.settings.id, id, |r, now| {
             r.reference = reference.clone().or(r.reference.take());
             r.modified_date = modified.or(r.modified_date);
             r.transition(
@@ -278,36 +256,25 @@ impl Run<'_> {
                 .await?;
         }
         let orders: Vec<CustomerOrder> = batch.iter().map(|p| p.mapped.order.clone()).collect();
-        let results = match self.deps.gss.publish(&orders).await {
-            Ok(r) => r,
-            Err(e) => {
-                // Nothing recorded: the orders are re-read and published next run.
-                return Err(e.into());
-            }
-        };
-        let now = self.deps.now;
+        // On an error nothing is recorded: the orders are re-read and published next run.
+        let results = self.publish_isolating(&orders).await?;
         for (p, result) in batch.iter().zip(results) {
             let (state, reason, detail) = if result.result {
                 if p.decision_update {
-                    self.summary.updated += 1;
                     (OrderState::Published, "republished", None)
                 } else {
-                    self.summary.published += 1;
                     (OrderState::Published, "published", None)
                 }
             } else if result.already_processed() {
-                self.summary.conflicts += 1;
                 (
                     OrderState::Conflict,
                     "already_processed",
                     result.msg.clone(),
                 )
             } else {
-                self.summary.failed += 1;
                 (OrderState::Failed, "gss_rejected", result.msg.clone())
             };
-            tracing::info!(integration = %self.settings.id, reference = ?p.reference, packing_slip = %p.mapped.order.packingslipno, state = %state, reason, "publish result");
-            update_record(self.deps.store, &self.settings.id, p.cin7_id, |r| {
+            let record = update_record(self.deps.store, &self.settings.id, p.cin7_id, |r, now| {
                 r.reference = p.reference.clone();
                 r.modified_date = p.modified;
                 r.packing_slip = Some(p.mapped.order.packingslipno.clone());
@@ -320,14 +287,89 @@ impl Run<'_> {
                 }
                 r.truncations = p.mapped.truncations.clone();
                 r.warnings = p.warnings.clone();
-                // A write-back that finished first (the webhook came early) is not undone.
-                if r.state != OrderState::Dispatched {
+                // A consignment GoSweetSpot reported meanwhile (the webhook came early) is not
+                // undone: the order is ticketed, not in conflict.
+                if r.consignments.is_empty() {
                     r.transition(state, reason, detail.clone(), now);
                 }
             })
             .await?;
+            let counted = match (record.consignments.is_empty(), state, p.decision_update) {
+                (false, _, _) => "ticketed",
+                (true, OrderState::Published, true) => {
+                    self.summary.updated += 1;
+                    "republished"
+                }
+                (true, OrderState::Published, false) => {
+                    self.summary.published += 1;
+                    "published"
+                }
+                (true, OrderState::Conflict, _) => {
+                    self.summary.conflicts += 1;
+                    reason
+                }
+                (true, _, _) => {
+                    self.summary.failed += 1;
+                    reason
+                }
+            };
+            tracing::info!(integration = %self.settings.id, reference = ?p.reference, packing_slip = %p.mapped.order.packingslipno, outcome = counted, detail = ?detail, "publish result");
         }
         Ok(())
+    }
+
+    /// Publishes orders, one call for all of them when GoSweetSpot takes it. When it refuses a
+    /// whole call with 400 (one bad order fails its batch), the batch is halved until each
+    /// refused order is alone, and that order's result carries GoSweetSpot's message; the
+    /// others are published. Results are in the order given.
+    async fn publish_isolating(
+        &self,
+        orders: &[CustomerOrder],
+    ) -> Result<Vec<PublishResult>, PullError> {
+        let mut results: Vec<Option<PublishResult>> = vec![None; orders.len()];
+        let mut parts: Vec<std::ops::Range<usize>> = Vec::new();
+        parts.push(0..orders.len());
+        while let Some(part) = parts.pop() {
+            match self.deps.gss.publish(&orders[part.clone()]).await {
+                Ok(answered) => {
+                    for (slot, result) in results[part].iter_mut().zip(answered) {
+                        *slot = Some(result);
+                    }
+                }
+                Err(ApiError::Rejected {
+                    status: 400,
+                    detail,
+                    ..
+                }) => {
+                    if part.len() == 1 {
+                        let order = &orders[part.start];
+                        tracing::warn!(integration = %self.settings.id, packing_slip = %order.packingslipno, "GoSweetSpot refused this order's batch; the order is set aside");
+                        results[part.start] = Some(PublishResult {
+                            packingslipno: Some(order.packingslipno.clone()),
+                            result: false,
+                            msg: Some(gss_error_text(&detail)),
+                        });
+                    } else {
+                        let middle = part.start + part.len() / 2;
+                        tracing::info!(integration = %self.settings.id, orders = part.len(), "GoSweetSpot refused a whole batch (HTTP 400); halving it to find the order it refuses");
+                        parts.push(middle..part.end);
+                        parts.push(part.start..middle);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(results
+            .into_iter()
+            .zip(orders)
+            .map(|(r, o)| {
+                r.unwrap_or_else(|| PublishResult {
+                    packingslipno: Some(o.packingslipno.clone()),
+                    result: false,
+                    msg: Some("no result from GoSweetSpot".into()),
+                })
+            })
+            .collect())
     }
 
     async fn flush_deletes(&mut self, n: usize) -> Result<(), PullError> {
@@ -337,7 +379,6 @@ impl Run<'_> {
         }
         let slips: Vec<String> = batch.iter().map(|d| d.packing_slip.clone()).collect();
         let outcomes = self.deps.gss.delete(&slips).await?;
-        let now = self.deps.now;
         for d in &batch {
             let outcome = outcomes
                 .get(&d.packing_slip)
@@ -348,38 +389,39 @@ impl Run<'_> {
             let (state, reason, detail) = match &outcome {
                 DeleteOutcome::Deleted
                 | DeleteOutcome::AlreadyDeleted
-                | DeleteOutcome::InvalidPackingSlip => {
-                    self.summary.deleted += 1;
-                    (
-                        OrderState::Deleted,
-                        d.skip.reason.code().to_string(),
-                        d.skip.detail.clone(),
-                    )
-                }
-                DeleteOutcome::AlreadyProcessed => {
-                    self.summary.conflicts += 1;
-                    (
-                        OrderState::Conflict,
-                        "already_processed".to_string(),
-                        Some(format!(
-                            "left the gates ({}) after GoSweetSpot ticketed it",
-                            d.skip.reason.code()
-                        )),
-                    )
-                }
-                DeleteOutcome::Other(msg) => {
-                    self.summary.failed += 1;
-                    (
-                        OrderState::Failed,
-                        "gss_delete_failed".to_string(),
-                        Some(msg.clone()),
-                    )
-                }
+                | DeleteOutcome::InvalidPackingSlip => (
+                    OrderState::Deleted,
+                    d.skip.reason.code().to_string(),
+                    d.skip.detail.clone(),
+                ),
+                DeleteOutcome::AlreadyProcessed => (
+                    OrderState::Conflict,
+                    "already_processed".to_string(),
+                    Some(format!(
+                        "left the gates ({}) after GoSweetSpot ticketed it",
+                        d.skip.reason.code()
+                    )),
+                ),
+                DeleteOutcome::Other(msg) => (
+                    OrderState::Failed,
+                    "gss_delete_failed".to_string(),
+                    Some(msg.clone()),
+                ),
             };
-            update_record(self.deps.store, &self.settings.id, d.cin7_id, |r| {
-                r.transition(state, &reason, detail.clone(), now);
+            let record = update_record(self.deps.store, &self.settings.id, d.cin7_id, |r, now| {
+                // Ticketed meanwhile: GoSweetSpot kept it, and the write-back is on its way.
+                if r.consignments.is_empty() {
+                    r.transition(state, &reason, detail.clone(), now);
+                }
             })
             .await?;
+            if record.consignments.is_empty() {
+                match state {
+                    OrderState::Deleted => self.summary.deleted += 1,
+                    OrderState::Conflict => self.summary.conflicts += 1,
+                    _ => self.summary.failed += 1,
+                }
+            }
         }
         Ok(())
     }

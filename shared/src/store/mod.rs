@@ -112,7 +112,8 @@ impl Store {
         Self { table, clock }
     }
 
-    fn now(&self) -> DateTime<Utc> {
+    /// The store clock's time.
+    pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
 

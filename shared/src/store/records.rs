@@ -1,8 +1,11 @@
-//! What the store keeps about each CIN7 order and each pull.
+//! What the store keeps about each CIN7 order and each pull, and [`update_record`], the one
+//! way every flow changes an order's record.
 
+use super::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Where an order stands.
@@ -165,7 +168,9 @@ impl OrderRecord {
     }
 
     /// Moves to `state` for `reason`, keeping the history. A repeat of the current state and
-    /// reason with the same detail adds nothing.
+    /// reason with the same detail adds nothing. The entry is stamped `at`, or the last
+    /// entry's time if that is later (clocks of different processes may disagree), so the
+    /// history is always in time order.
     pub fn transition(
         &mut self,
         state: OrderState,
@@ -176,6 +181,7 @@ impl OrderRecord {
         if self.state == state && self.reason == reason && self.detail == detail {
             return;
         }
+        let at = self.history.last().map_or(at, |last| last.at.max(at));
         self.state = state;
         self.reason = reason.to_string();
         self.detail = detail.clone();
@@ -207,6 +213,35 @@ pub struct DeliveryAudit {
     pub queued: usize,
     pub ignored: usize,
     pub duplicates: usize,
+    /// The ignored shipments by reason code.
+    #[serde(default)]
+    pub ignored_reasons: BTreeMap<String, usize>,
     /// `accepted`, or why it was refused.
     pub outcome: String,
+}
+
+/// Reads (or starts) one order record, changes it and saves it, retrying when it changed
+/// underneath; unchanged records are not written. `change` is given the store clock's time at
+/// each attempt, to stamp the transitions it makes: every entry of a history is stamped when it
+/// is written, by whichever flow writes it.
+pub async fn update_record(
+    store: &Store,
+    integration: &str,
+    cin7_id: i64,
+    mut change: impl FnMut(&mut OrderRecord, DateTime<Utc>),
+) -> Result<OrderRecord, StoreError> {
+    loop {
+        let mut record = store
+            .get_order(integration, cin7_id)
+            .await?
+            .unwrap_or_else(|| OrderRecord::blank(cin7_id));
+        let before = record.clone();
+        change(&mut record, store.now());
+        if record == before {
+            return Ok(record);
+        }
+        if store.save_order(integration, &mut record).await? {
+            return Ok(record);
+        }
+    }
 }

@@ -1,58 +1,57 @@
 //! The use-case: a verified, parsed delivery becomes write-back jobs.
 //!
-//! For each shipment: a packing slip we never published is ignored (a manual ticket, or an
-//! order from another source); a consignment already queued is a duplicate (a repeat, or its
-//! picked/delivered event); anything else becomes one [`WriteBackJob`]. All new jobs of the
-//! delivery go to the queue in one [`JobQueue::send`] (batched by the queue), and only after
-//! the queue took them are their consignments marked as seen, so a delivery that could not be
-//! queued is queued in full when GoSweetSpot retries it. Every delivery is recorded for audit.
+//! Each shipment is judged alone. Those set aside while reading ([`Delivery::ignored`]: no
+//! consignment, no packing slip, malformed) and those of a packing slip we never published (a
+//! manual ticket, or an order from another source) are acknowledged and counted by reason; a
+//! consignment already queued is a duplicate (a repeat, or its picked/delivered event);
+//! anything else becomes one [`WriteBackJob`]. Before a job is queued its consignment is noted
+//! on the order's record, so a pull never deletes from GoSweetSpot, nor calls conflicting, an
+//! order GoSweetSpot has ticketed. All new jobs of the delivery go to the queue in one
+//! [`JobQueue::send`] (batched by the queue), and only after the queue took them are their
+//! consignments marked as seen, so a delivery that could not be queued is queued in full when
+//! GoSweetSpot retries it. Every delivery is recorded for audit, with its counts by reason.
 //!
 //! Two deliveries of one new consignment racing each other can both queue it; the write-back
 //! is idempotent per consignment, so the second job changes nothing.
 
-use super::parse::WebhookShipment;
+use super::parse::{Delivery, IgnoreReason, WebhookShipment};
 use crate::jobs::WriteBackJob;
 use crate::queue::{JobQueue, Outgoing, QueueError};
-use crate::store::{DeliveryAudit, Store, StoreError};
+use crate::store::records::update_record;
+use crate::store::{ConsignmentRecord, DeliveryAudit, OrderState, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
-
-/// Why a shipment was acknowledged without queueing anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IgnoreReason {
-    /// `ManualTicket: true` and a packing slip we never published.
-    ManualTicket,
-    /// An integrated order, but not one we published (another order source on the site).
-    NotPublishedByUs,
-}
-
-impl IgnoreReason {
-    /// The reason code logged and kept.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::ManualTicket => "manual_ticket",
-            Self::NotPublishedByUs => "not_published_by_us",
-        }
-    }
-}
+use std::collections::{BTreeMap, HashSet};
 
 /// What became of a delivery's shipments: the 202 body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct DeliverySummary {
     /// Write-back jobs queued.
     pub queued: usize,
-    /// Shipments of packing slips we never published.
+    /// Shipments acknowledged without a job (see `ignored_reasons`).
     pub ignored: usize,
     /// Consignments already queued (repeats and later events).
     pub duplicates: usize,
+    /// The ignored shipments by reason code (left out when none was ignored).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ignored_reasons: BTreeMap<String, usize>,
+}
+
+impl DeliverySummary {
+    fn ignore(&mut self, reason: IgnoreReason) {
+        self.ignored += 1;
+        *self
+            .ignored_reasons
+            .entry(reason.as_str().to_string())
+            .or_default() += 1;
+    }
 }
 
 /// Why a delivery could not be taken; GoSweetSpot should retry it (500).
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
-    /// The state store could not be read.
+    /// The state store could not be read or written.
     #[error("state store unavailable: {0}")]
     Store(#[from] StoreError),
     /// The queue did not take every job.
@@ -71,6 +70,9 @@ pub const OUTCOME_QUEUE_FAILED: &str = "queue_failed";
 pub const OUTCOME_STORE_FAILED: &str = "store_failed";
 /// The audit outcome of a signed delivery whose body could not be read (400).
 pub const OUTCOME_INVALID: &str = "invalid";
+
+/// The reason recorded on an order when GoSweetSpot reports a consignment for it.
+pub const REASON_TICKETED: &str = "ticketed";
 
 /// What the use-case needs from the world.
 #[derive(Clone, Copy)]
@@ -97,23 +99,38 @@ pub async fn accept_delivery(
     deps: AcceptDeps<'_>,
     integration_id: &str,
     body: &[u8],
-    shipments: &[WebhookShipment],
+    delivery: &Delivery,
 ) -> Result<DeliverySummary, AcceptError> {
     let mut audit = DeliveryAudit {
         at: deps.now,
         body_sha256: body_sha256(body),
-        shipments: shipments.len(),
+        shipments: delivery.len(),
         queued: 0,
         ignored: 0,
         duplicates: 0,
+        ignored_reasons: BTreeMap::new(),
         outcome: OUTCOME_ACCEPTED.into(),
     };
-    let result = queue_new(deps, integration_id, shipments).await;
+    let mut summary = DeliverySummary::default();
+    for set_aside in &delivery.ignored {
+        tracing::info!(
+            integration = integration_id,
+            index = set_aside.index,
+            connote = set_aside.connote.as_deref().unwrap_or(""),
+            outcome = "ignored",
+            reason = set_aside.reason.as_str(),
+            detail = %set_aside.detail,
+            "webhook shipment"
+        );
+        summary.ignore(set_aside.reason);
+    }
+    let result = queue_new(deps, integration_id, &delivery.shipments, &mut summary).await;
     match &result {
-        Ok(summary) => {
+        Ok(()) => {
             audit.queued = summary.queued;
             audit.ignored = summary.ignored;
             audit.duplicates = summary.duplicates;
+            audit.ignored_reasons = summary.ignored_reasons.clone();
         }
         Err(AcceptError::Store(_)) => audit.outcome = OUTCOME_STORE_FAILED.into(),
         Err(AcceptError::Queue(_) | AcceptError::Encode(_)) => {
@@ -121,7 +138,7 @@ pub async fn accept_delivery(
         }
     }
     record_audit(deps.store, integration_id, &audit).await;
-    result
+    result.map(|()| summary)
 }
 
 /// Records a delivery for audit; a failure is logged and does not change the answer (the jobs
@@ -138,12 +155,47 @@ pub async fn record_audit(store: &Store, integration_id: &str, audit: &DeliveryA
     }
 }
 
+/// Notes a consignment GoSweetSpot reported on its order's record (once per consignment),
+/// keeping the order's state: from then on the pull leaves the order alone.
+async fn note_ticketed(
+    store: &Store,
+    integration_id: &str,
+    job: &WriteBackJob,
+) -> Result<(), StoreError> {
+    update_record(store, integration_id, job.cin7_id, |r, now| {
+        if r.consignments.iter().any(|c| c.connote == job.connote) {
+            return;
+        }
+        r.consignments.push(ConsignmentRecord {
+            connote: job.connote.clone(),
+            tracking_url: job.tracking_url.clone(),
+            created_utc: job.created_utc,
+            ..ConsignmentRecord::default()
+        });
+        if r.packing_slip.is_none() {
+            r.packing_slip = Some(job.packing_slip.clone());
+        }
+        if r.reference.is_none() {
+            r.reference = job.reference.clone();
+        }
+        // A slip indexed before its publish was recorded has no history yet: it is published.
+        let state = if r.history.is_empty() {
+            OrderState::Published
+        } else {
+            r.state
+        };
+        r.transition(state, REASON_TICKETED, Some(job.connote.clone()), now);
+    })
+    .await?;
+    Ok(())
+}
+
 async fn queue_new(
     deps: AcceptDeps<'_>,
     integration_id: &str,
     shipments: &[WebhookShipment],
-) -> Result<DeliverySummary, AcceptError> {
-    let mut summary = DeliverySummary::default();
+    summary: &mut DeliverySummary,
+) -> Result<(), AcceptError> {
     let mut jobs: Vec<WriteBackJob> = Vec::new();
     let mut in_this_delivery: HashSet<&str> = HashSet::new();
     for s in shipments {
@@ -151,11 +203,13 @@ async fn queue_new(
         let log = |outcome: &str, reason: &str| {
             tracing::info!(
                 integration = integration_id,
+                index = s.index,
                 connote,
                 packing_slip = %s.packing_slip,
                 event = s.event.as_str(),
                 outcome,
                 reason,
+                unreadable_fields = ?s.unreadable,
                 "webhook shipment"
             );
         };
@@ -174,7 +228,7 @@ async fn queue_new(
             } else {
                 IgnoreReason::NotPublishedByUs
             };
-            summary.ignored += 1;
+            summary.ignore(reason);
             log("ignored", reason.as_str());
             continue;
         };
@@ -197,7 +251,10 @@ async fn queue_new(
         });
     }
     if jobs.is_empty() {
-        return Ok(summary);
+        return Ok(());
+    }
+    for job in &jobs {
+        note_ticketed(deps.store, integration_id, job).await?;
     }
     let messages = jobs
         .iter()
@@ -222,6 +279,7 @@ async fn queue_new(
             "packing_slip": job.packing_slip,
             "cin7_id": job.cin7_id,
             "queued_at": deps.now,
+            "source": "webhook",
         })
         .to_string();
         // The jobs are queued: a failure here only means a retry may queue a duplicate job,
@@ -248,5 +306,5 @@ async fn queue_new(
         }
     }
     summary.queued = jobs.len();
-    Ok(summary)
+    Ok(())
 }

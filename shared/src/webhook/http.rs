@@ -8,11 +8,15 @@
 //! |---|---|
 //! | 405 | a method other than `POST` (with `Allow: POST`) |
 //! | 413 | a body over [`MAX_BODY_BYTES`] |
-//! | 415 | a content type that is not JSON (missing included); see [`is_json_content_type`] |
 //! | 401 | a missing, ambiguous or wrong signature, or an unknown or disabled integration: one body for all |
-//! | 400 | a signed body that is not a delivery (malformed JSON, a shipment without `ConsignmentNo` or `PackingSlipNo`, over 50 shipments) |
-//! | 202 | accepted: `{"queued": n, "ignored": m, "duplicates": k}` |
+//! | 400 | a signed body that is not a delivery: not JSON, not a shipment object or list (or the legacy string of one), over 50 shipments |
+//! | 202 | accepted: `{"queued": n, "ignored": m, "duplicates": k, "ignored_reasons": {…}}` |
 //! | 500 | the jobs could not be queued (or the state store or secret could not be read), so GoSweetSpot retries |
+//!
+//! The content type is no gate: GoSweetSpot does not document the one it sends (its Legacy
+//! webhooks post "stringified JSON"), so the signature and the JSON parse decide. Within a
+//! delivery each shipment is judged alone (see [`super::parse`]): one that cannot be written
+//! back is ignored with its reason and never fails the others.
 //!
 //! An unknown or disabled integration's delivery is checked against a secret nobody has, so it
 //! costs what a real check costs and is refused exactly like a bad signature. Refusals are
@@ -37,7 +41,7 @@ use serde_json::json;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// Every status [`handle`] can answer (the OpenAPI description documents exactly these).
-pub const STATUS_CODES: [u16; 7] = [202, 400, 401, 405, 413, 415, 500];
+pub const STATUS_CODES: [u16; 6] = [202, 400, 401, 405, 413, 500];
 
 /// The function name on metrics.
 pub const FUNCTION: &str = "consignment-webhook";
@@ -61,8 +65,6 @@ pub struct WebhookRequest<'a> {
     pub integration_id: Option<&'a str>,
     /// The query parameters, URL-decoded, in order (see [`super::auth::parse_query`]).
     pub query: &'a [(String, String)],
-    /// The `Content-Type` header.
-    pub content_type: Option<&'a str>,
     /// The raw body (after any transport Base64 decoding).
     pub body: &'a [u8],
 }
@@ -89,25 +91,6 @@ pub struct WebhookDeps<'a> {
     pub queue: &'a dyn JobQueue,
 }
 
-/// Whether a `Content-Type` is JSON: `application/json`, `text/json` or any `+json` type
-/// (`application/vnd.x+json`), in any case and with any parameters (`; charset=utf-8`). A
-/// missing content type is not JSON.
-pub fn is_json_content_type(content_type: Option<&str>) -> bool {
-    let Some(value) = content_type else {
-        return false;
-    };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    matches!(essence.as_str(), "application/json" | "text/json")
-        || essence
-            .split_once('/')
-            .is_some_and(|(kind, sub)| !kind.is_empty() && sub.ends_with("+json"))
-}
-
 /// Whether a path's integration id has the shape settings allow (1–64 letters, digits, `-`,
 /// `_`); anything else cannot name an integration.
 fn plausible_id(id: &str) -> bool {
@@ -121,7 +104,6 @@ fn plausible_id(id: &str) -> bool {
 enum Rejection {
     Method,
     TooLarge,
-    ContentType,
     Unauthorised(SignatureRefusal),
     Invalid(String),
     Unavailable,
@@ -132,7 +114,6 @@ impl Rejection {
         match self {
             Self::Method => 405,
             Self::TooLarge => 413,
-            Self::ContentType => 415,
             Self::Unauthorised(_) => 401,
             Self::Invalid(_) => 400,
             Self::Unavailable => 500,
@@ -143,7 +124,6 @@ impl Rejection {
         match self {
             Self::Method => "RejectedMethod",
             Self::TooLarge => "RejectedTooLarge",
-            Self::ContentType => "RejectedContentType",
             Self::Unauthorised(_) => "RejectedSignature",
             Self::Invalid(_) => "RejectedInvalid",
             Self::Unavailable => "RejectedUnavailable",
@@ -154,7 +134,6 @@ impl Rejection {
         match self {
             Self::Method => "method_not_allowed",
             Self::TooLarge => "too_large",
-            Self::ContentType => "unsupported_media_type",
             Self::Unauthorised(r) => r.code(),
             Self::Invalid(_) => "invalid_body",
             Self::Unavailable => "unavailable",
@@ -165,7 +144,6 @@ impl Rejection {
         match self {
             Self::Method => "method not allowed; use POST".into(),
             Self::TooLarge => format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-            Self::ContentType => "the content type must be application/json".into(),
             Self::Unauthorised(_) => UNAUTHORISED.into(),
             Self::Invalid(message) => message.clone(),
             Self::Unavailable => "the delivery could not be queued; please retry".into(),
@@ -289,9 +267,6 @@ pub async fn handle(deps: WebhookDeps<'_>, request: &WebhookRequest<'_>) -> Webh
     if request.body.len() > MAX_BODY_BYTES {
         return reject(Rejection::TooLarge, request, None);
     }
-    if !is_json_content_type(request.content_type) {
-        return reject(Rejection::ContentType, request, None);
-    }
     let settings = match authenticate(deps, request).await {
         Ok(settings) => settings,
         Err(AuthFailure::Refused(refusal)) => {
@@ -301,8 +276,8 @@ pub async fn handle(deps: WebhookDeps<'_>, request: &WebhookRequest<'_>) -> Webh
     };
     let id = settings.id.as_str();
     let now = Utc::now();
-    let shipments = match parse_delivery(request.body) {
-        Ok(shipments) => shipments,
+    let delivery = match parse_delivery(request.body) {
+        Ok(delivery) => delivery,
         Err(e) => {
             let audit = DeliveryAudit {
                 at: now,
@@ -311,6 +286,7 @@ pub async fn handle(deps: WebhookDeps<'_>, request: &WebhookRequest<'_>) -> Webh
                 queued: 0,
                 ignored: 0,
                 duplicates: 0,
+                ignored_reasons: Default::default(),
                 outcome: OUTCOME_INVALID.into(),
             };
             record_audit(deps.store, id, &audit).await;
@@ -322,8 +298,8 @@ pub async fn handle(deps: WebhookDeps<'_>, request: &WebhookRequest<'_>) -> Webh
         queue: deps.queue,
         now,
     };
-    match accept_delivery(accept, id, request.body, &shipments).await {
-        Ok(summary) => accepted(id, shipments.len(), summary),
+    match accept_delivery(accept, id, request.body, &delivery).await {
+        Ok(summary) => accepted(id, delivery.len(), summary),
         Err(e) => {
             if let AcceptError::Store(e) = &e {
                 tracing::error!(integration = id, error = %e, "state store unavailable");
@@ -340,6 +316,7 @@ fn accepted(id: &str, shipments: usize, summary: DeliverySummary) -> WebhookResp
         queued = summary.queued,
         ignored = summary.ignored,
         duplicates = summary.duplicates,
+        ignored_reasons = ?summary.ignored_reasons,
         "webhook delivery accepted"
     );
     metrics::emit(
@@ -358,30 +335,6 @@ fn accepted(id: &str, shipments: usize, summary: DeliverySummary) -> WebhookResp
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_content_types() {
-        for yes in [
-            "application/json",
-            "Application/JSON; charset=utf-8",
-            " application/json ;charset=\"UTF-8\"",
-            "text/json",
-            "application/vnd.gss+json",
-        ] {
-            assert!(is_json_content_type(Some(yes)), "{yes}");
-        }
-        for no in [
-            "",
-            "text/plain",
-            "application/x-www-form-urlencoded",
-            "application/jsonp",
-            "json",
-            "/+json",
-        ] {
-            assert!(!is_json_content_type(Some(no)), "{no}");
-        }
-        assert!(!is_json_content_type(None));
-    }
 
     #[test]
     fn ids_that_can_name_an_integration() {

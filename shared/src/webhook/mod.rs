@@ -3,7 +3,7 @@
 //! write-back job on the queue.
 //!
 //! - [`parse`]: the body (a list of up to 50 shipments, one shipment, or the legacy stringified
-//!   form) into typed shipments, with the event inferred (pure).
+//!   form) into typed shipments, each judged alone, with the event inferred (pure).
 //! - [`auth`]: which query parameter carries the signature, and the constant-time check (pure).
 //! - [`accept`]: the use-case: ignore, de-duplicate, queue, mark seen, audit.
 //! - [`http`]: the endpoint's statuses and JSON bodies, for the Lambda and a local listener.
@@ -13,9 +13,12 @@ pub mod auth;
 pub mod http;
 pub mod parse;
 
-pub use accept::{AcceptDeps, AcceptError, DeliverySummary, IgnoreReason, accept_delivery};
+pub use accept::{AcceptDeps, AcceptError, DeliverySummary, accept_delivery};
 pub use auth::{SignatureRefusal, parse_query};
 pub use http::{
     MAX_BODY_BYTES, STATUS_CODES, WebhookDeps, WebhookRequest, WebhookResponse, handle,
 };
-pub use parse::{MAX_SHIPMENTS, ParseError, WebhookEvent, WebhookShipment, parse_delivery};
+pub use parse::{
+    Delivery, IgnoreReason, Ignored, MAX_SHIPMENTS, ParseError, WebhookEvent, WebhookShipment,
+    parse_delivery,
+};

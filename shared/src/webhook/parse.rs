@@ -1,10 +1,16 @@
 //! Reading a webhook body: a JSON array of up to [`MAX_SHIPMENTS`] shipments, one shipment
 //! object, or the legacy form (a JSON string holding either), with field names matched
 //! case-insensitively as GoSweetSpot matches them. Pure: no I/O.
+//!
+//! Each shipment is judged alone. GoSweetSpot retries a refused delivery as a whole for about
+//! nine hours and then drops it, and its own documented example mixes integrated shipments with
+//! manual tickets whose `PackingSlipNo` is `""`: a shipment that cannot be written back is
+//! therefore set aside with its reason ([`Ignored`]) and never fails its neighbours. Only a body
+//! that is not a delivery at all is an error ([`ParseError`]).
 
 use crate::gss::model::Shipment;
 use crate::tolerant;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The most shipments GoSweetSpot puts in one delivery.
 pub const MAX_SHIPMENTS: usize = 50;
@@ -12,7 +18,7 @@ pub const MAX_SHIPMENTS: usize = 50;
 /// The longest consignment number or packing slip accepted (they become store keys).
 pub const MAX_KEY_CHARS: usize = 200;
 
-/// The longest detail of a field error echoed back (serde's messages may quote the input).
+/// The longest detail of a field error kept (serde's messages may quote the input).
 const MAX_DETAIL_CHARS: usize = 160;
 
 /// Which webhook event a shipment was posted for. The payload has no event field, so it is
@@ -49,9 +55,40 @@ impl WebhookEvent {
     }
 }
 
-/// One shipment of a delivery, with its two required fields checked and trimmed.
+/// Why a shipment of a delivery was acknowledged without queueing anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IgnoreReason {
+    /// No `ConsignmentNo` (missing, null or blank).
+    NoConsignment,
+    /// No `PackingSlipNo` (missing, null or `""`: GoSweetSpot's manual tickets carry none).
+    NoPackingSlip,
+    /// Not an object, or a consignment or packing slip that is not text or is over
+    /// [`MAX_KEY_CHARS`] characters.
+    MalformedShipment,
+    /// `ManualTicket: true` and a packing slip we never published.
+    ManualTicket,
+    /// An integrated order, but not one we published (another order source on the site).
+    NotPublishedByUs,
+}
+
+impl IgnoreReason {
+    /// The reason code logged, counted and kept.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::NoConsignment => "no_consignment",
+            Self::NoPackingSlip => "no_packing_slip",
+            Self::MalformedShipment => "malformed_shipment",
+            Self::ManualTicket => "manual_ticket",
+            Self::NotPublishedByUs => "not_published_by_us",
+        }
+    }
+}
+
+/// One shipment of a delivery, with its two keys checked and trimmed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookShipment {
+    /// Its position in the delivery, from 0.
+    pub index: usize,
     /// The consignment (ticket) number.
     pub connote: String,
     /// The packing slip: our order number for an integrated order, the delivery reference for
@@ -59,12 +96,44 @@ pub struct WebhookShipment {
     pub packing_slip: String,
     /// The event the shipment was posted for.
     pub event: WebhookEvent,
-    /// Everything GoSweetSpot sent, typed.
+    /// Everything GoSweetSpot sent that could be read, typed.
     pub shipment: Shipment,
+    /// Fields that could not be read and were left out (named, never their values).
+    pub unreadable: Vec<String>,
 }
 
-/// Why a body is not a delivery. Messages are safe to return to the sender: they name an index
-/// and a field, never anything but the sender's own input.
+/// A shipment set aside while reading, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    /// Its position in the delivery, from 0.
+    pub index: usize,
+    pub reason: IgnoreReason,
+    /// The consignment number, when one could be read.
+    pub connote: Option<String>,
+    /// What was wrong, safe to log: an index and a field, never a value.
+    pub detail: String,
+}
+
+/// A delivery, read: the shipments that may be written back, and those set aside.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Delivery {
+    pub shipments: Vec<WebhookShipment>,
+    pub ignored: Vec<Ignored>,
+}
+
+impl Delivery {
+    /// How many shipments the body held.
+    pub fn len(&self) -> usize {
+        self.shipments.len() + self.ignored.len()
+    }
+
+    /// Whether the body held no shipment at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Why a body is not a delivery (answered 400). Messages are safe to return to the sender.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// Not JSON at all (or, in the legacy form, a string that does not hold JSON).
@@ -78,22 +147,10 @@ pub enum ParseError {
     /// More shipments than GoSweetSpot ever sends in one delivery.
     #[error("{0} shipments in one delivery; at most {MAX_SHIPMENTS} are accepted")]
     TooMany(usize),
-    /// A shipment is not an object.
-    #[error("shipment {index}: expected an object, got {kind}")]
-    NotAnObject { index: usize, kind: &'static str },
-    /// A required field is missing, null or blank.
-    #[error("shipment {index}: {field} is missing")]
-    Missing { index: usize, field: &'static str },
-    /// A required field is longer than [`MAX_KEY_CHARS`].
-    #[error("shipment {index}: {field} is longer than {MAX_KEY_CHARS} characters")]
-    TooLong { index: usize, field: &'static str },
-    /// A field has a value of the wrong type.
-    #[error("shipment {index}: {detail}")]
-    Field { index: usize, detail: String },
 }
 
 /// Parses a delivery body. Shipments are numbered from 0 in their order in the body.
-pub fn parse_delivery(body: &[u8]) -> Result<Vec<WebhookShipment>, ParseError> {
+pub fn parse_delivery(body: &[u8]) -> Result<Delivery, ParseError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
     // The legacy form: stringified JSON, decoded once more (and only once).
     let value = match value {
@@ -109,51 +166,142 @@ pub fn parse_delivery(body: &[u8]) -> Result<Vec<WebhookShipment>, ParseError> {
     if items.len() > MAX_SHIPMENTS {
         return Err(ParseError::TooMany(items.len()));
     }
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(index, item)| parse_shipment(index, item))
-        .collect()
+    let mut delivery = Delivery::default();
+    for (index, item) in items.into_iter().enumerate() {
+        match judge(index, item) {
+            Ok(shipment) => delivery.shipments.push(shipment),
+            Err(ignored) => delivery.ignored.push(ignored),
+        }
+    }
+    Ok(delivery)
 }
 
-fn parse_shipment(index: usize, item: Value) -> Result<WebhookShipment, ParseError> {
-    if !item.is_object() {
-        return Err(ParseError::NotAnObject {
-            index,
-            kind: tolerant::kind(&item),
-        });
+const CONNOTE_KEY: &str = "consignmentno";
+const SLIP_KEY: &str = "packingslipno";
+
+/// Reads one shipment, or says why it cannot be written back.
+fn judge(index: usize, item: Value) -> Result<WebhookShipment, Ignored> {
+    let ignored = |reason, connote: Option<String>, detail: String| Ignored {
+        index,
+        reason,
+        connote,
+        detail,
+    };
+    let Value::Object(object) = tolerant::normalise_keys(item) else {
+        return Err(ignored(
+            IgnoreReason::MalformedShipment,
+            None,
+            "not an object".into(),
+        ));
+    };
+    let (shipment, unreadable) = read_tolerantly(object);
+    if let Some(key) = unreadable
+        .iter()
+        .find(|k| *k == CONNOTE_KEY || *k == SLIP_KEY)
+    {
+        return Err(ignored(
+            IgnoreReason::MalformedShipment,
+            None,
+            format!("{} is not text", field_name(key)),
+        ));
     }
-    let shipment: Shipment =
-        serde_json::from_value(tolerant::normalise_keys(item)).map_err(|e| ParseError::Field {
-            index,
-            detail: shorten(&e.to_string()),
-        })?;
-    let connote = required(index, "ConsignmentNo", shipment.consignment_no.as_deref())?;
-    let packing_slip = required(index, "PackingSlipNo", shipment.packing_slip_no.as_deref())?;
+    let connote = match key(shipment.consignment_no.as_deref()) {
+        Key::Missing => {
+            return Err(ignored(
+                IgnoreReason::NoConsignment,
+                None,
+                "ConsignmentNo is missing".into(),
+            ));
+        }
+        Key::TooLong => {
+            return Err(ignored(
+                IgnoreReason::MalformedShipment,
+                None,
+                format!("ConsignmentNo is longer than {MAX_KEY_CHARS} characters"),
+            ));
+        }
+        Key::Ok(connote) => connote,
+    };
+    let packing_slip = match key(shipment.packing_slip_no.as_deref()) {
+        Key::Missing => {
+            return Err(ignored(
+                IgnoreReason::NoPackingSlip,
+                Some(connote),
+                "PackingSlipNo is empty or missing".into(),
+            ));
+        }
+        Key::TooLong => {
+            return Err(ignored(
+                IgnoreReason::MalformedShipment,
+                Some(connote),
+                format!("PackingSlipNo is longer than {MAX_KEY_CHARS} characters"),
+            ));
+        }
+        Key::Ok(slip) => slip,
+    };
     Ok(WebhookShipment {
+        index,
         connote,
         packing_slip,
         event: WebhookEvent::of(&shipment),
+        unreadable: unreadable.iter().map(|k| field_name(k)).collect(),
         shipment,
     })
 }
 
-fn required(index: usize, field: &'static str, value: Option<&str>) -> Result<String, ParseError> {
+/// Types a shipment object; a field whose value has the wrong type is left out (and named)
+/// rather than losing the shipment: the write-back reads the consignment from GoSweetSpot
+/// anyway, so only the two keys are essential.
+fn read_tolerantly(object: Map<String, Value>) -> (Shipment, Vec<String>) {
+    if let Ok(shipment) = serde_json::from_value(Value::Object(object.clone())) {
+        return (shipment, Vec::new());
+    }
+    let mut unreadable = Vec::new();
+    let mut kept = Map::new();
+    for (key, value) in object {
+        let alone = Value::Object(Map::from_iter([(key.clone(), value.clone())]));
+        if serde_json::from_value::<Shipment>(alone).is_ok() {
+            kept.insert(key, value);
+        } else {
+            unreadable.push(key);
+        }
+    }
+    let shipment = serde_json::from_value(Value::Object(kept)).unwrap_or_default();
+    (shipment, unreadable)
+}
+
+/// The documented spelling of a normalised key, for messages (the sender's own key is input).
+fn field_name(normalised: &str) -> String {
+    match normalised {
+        CONNOTE_KEY => "ConsignmentNo".into(),
+        SLIP_KEY => "PackingSlipNo".into(),
+        other => shorten(other),
+    }
+}
+
+enum Key {
+    Missing,
+    TooLong,
+    Ok(String),
+}
+
+fn key(value: Option<&str>) -> Key {
     let value = value.map(str::trim).unwrap_or_default();
     if value.is_empty() {
-        return Err(ParseError::Missing { index, field });
+        Key::Missing
+    } else if value.chars().count() > MAX_KEY_CHARS {
+        Key::TooLong
+    } else {
+        Key::Ok(value.to_string())
     }
-    if value.chars().count() > MAX_KEY_CHARS {
-        return Err(ParseError::TooLong { index, field });
-    }
-    Ok(value.to_string())
 }
 
 fn shorten(text: &str) -> String {
-    if text.chars().count() <= MAX_DETAIL_CHARS {
-        return text.to_string();
+    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    if clean.chars().count() <= MAX_DETAIL_CHARS {
+        return clean;
     }
-    let mut cut: String = text.chars().take(MAX_DETAIL_CHARS).collect();
+    let mut cut: String = clean.chars().take(MAX_DETAIL_CHARS).collect();
     cut.push('…');
     cut
 }
@@ -168,11 +316,29 @@ mod tests {
         "CreatedUtc":"2024-05-02T21:56:58.007","PackingSlipNo":"SO-10045","ManualTicket":false,
         "Consignee":"AROHA SMITH"}]"#;
 
+    /// Shaped like the vendor's documented example: manual tickets (`PackingSlipNo: ""`)
+    /// between integrated shipments, every one delivered.
+    const MIXED: &str = r#"[
+        {"ConsignmentNo":"XYV00020931","Status":"Delivered to FRONT DOOR","Picked":"2026-03-23T10:18:44",
+         "Delivered":"2026-03-29T09:12:49","Tracking":"http://gosweetspot.com/track/XYV00020931",
+         "TotalCost":16.34,"CreatedUtc":"2026-03-22T21:56:58.007","PackingSlipNo":"","ManualTicket":true,
+         "Consignee":"TITAHI BAY BOWLS"},
+        {"ConsignmentNo":"XYV00020938","Status":"Delivered to SAM","Picked":"2026-04-06T13:40:51",
+         "Delivered":"2026-04-07T11:07:58","Tracking":"http://gosweetspot.com/track/XYV00020938",
+         "TotalCost":12.66,"CreatedUtc":"2026-04-02T22:27:33.177","PackingSlipNo":"P133138809",
+         "ManualTicket":false,"Consignee":"SAM CIVIL LTD"},
+        {"ConsignmentNo":"XYV00020932","Status":"Delivered to PETER","Picked":"2026-03-31T09:51:14",
+         "Delivered":"2026-04-02T12:08:41","Tracking":"http://gosweetspot.com/track/XYV00020932",
+         "TotalCost":68.2,"CreatedUtc":"2026-03-29T23:31:12.597","PackingSlipNo":"","ManualTicket":true,
+         "Consignee":"PETER WHITE"}
+    ]"#;
+
     #[test]
     fn the_documented_created_delivery() {
-        let shipments = parse_delivery(CREATED.as_bytes()).unwrap();
-        assert_eq!(shipments.len(), 1);
-        let s = &shipments[0];
+        let delivery = parse_delivery(CREATED.as_bytes()).unwrap();
+        assert_eq!(delivery.len(), 1);
+        assert!(delivery.ignored.is_empty());
+        let s = &delivery.shipments[0];
         assert_eq!(s.connote, "SSPOT018667");
         assert_eq!(s.packing_slip, "SO-10045");
         assert_eq!(s.event, WebhookEvent::Created);
@@ -180,6 +346,32 @@ mod tests {
         assert_eq!(s.shipment.manual_ticket, Some(false));
         assert_eq!(s.shipment.consignee.as_deref(), Some("AROHA SMITH"));
         assert!(s.shipment.created_utc.is_some());
+        assert!(s.unreadable.is_empty());
+    }
+
+    #[test]
+    fn a_mixed_delivery_like_the_vendors_example_keeps_the_integrated_shipment() {
+        let delivery = parse_delivery(MIXED.as_bytes()).unwrap();
+        assert_eq!(delivery.len(), 3);
+        let kept: Vec<(usize, &str)> = delivery
+            .shipments
+            .iter()
+            .map(|s| (s.index, s.connote.as_str()))
+            .collect();
+        assert_eq!(kept, [(1, "XYV00020938")]);
+        assert_eq!(delivery.shipments[0].event, WebhookEvent::Delivered);
+        let set_aside: Vec<(usize, IgnoreReason, Option<&str>)> = delivery
+            .ignored
+            .iter()
+            .map(|i| (i.index, i.reason, i.connote.as_deref()))
+            .collect();
+        assert_eq!(
+            set_aside,
+            [
+                (0, IgnoreReason::NoPackingSlip, Some("XYV00020931")),
+                (2, IgnoreReason::NoPackingSlip, Some("XYV00020932")),
+            ]
+        );
     }
 
     #[test]
@@ -187,58 +379,85 @@ mod tests {
         let object =
             r#"{"consignmentno":"A1","PACKINGSLIPNO":"P1","Picked":"2016-04-06T13:40:51"}"#;
         let one = parse_delivery(object.as_bytes()).unwrap();
-        assert_eq!(one[0].connote, "A1");
-        assert_eq!(one[0].event, WebhookEvent::Picked);
+        assert_eq!(one.shipments[0].connote, "A1");
+        assert_eq!(one.shipments[0].event, WebhookEvent::Picked);
         let legacy = serde_json::to_string(CREATED).unwrap();
         let from_legacy = parse_delivery(legacy.as_bytes()).unwrap();
         assert_eq!(from_legacy, parse_delivery(CREATED.as_bytes()).unwrap());
         let delivered =
             r#"[{"Consignment_No":" A2 ","PackingSlipNo":7,"Picked":"x","Delivered":"y"}]"#;
         let d = parse_delivery(delivered.as_bytes()).unwrap();
-        assert_eq!(d[0].connote, "A2");
-        assert_eq!(d[0].packing_slip, "7");
-        assert_eq!(d[0].event, WebhookEvent::Delivered);
+        assert_eq!(d.shipments[0].connote, "A2");
+        assert_eq!(d.shipments[0].packing_slip, "7");
+        assert_eq!(d.shipments[0].event, WebhookEvent::Delivered);
         assert!(parse_delivery(b"[]").unwrap().is_empty());
     }
 
     #[test]
-    fn errors_name_the_index_and_the_field() {
-        let body = r#"[{"ConsignmentNo":"A","PackingSlipNo":"P"},
-                       {"ConsignmentNo":"B","PackingSlipNo":"Q"},
-                       {"ConsignmentNo":"C","PackingSlipNo":"R"},
-                       {"ConsignmentNo":"D","PackingSlipNo":"  "}]"#;
+    fn each_shipment_is_judged_alone_with_its_reason() {
+        let long = "X".repeat(MAX_KEY_CHARS + 1);
+        let body = serde_json::json!([
+            {"ConsignmentNo": "A", "PackingSlipNo": "P"},
+            {"ConsignmentNo": null, "PackingSlipNo": "P"},
+            {"PackingSlipNo": "P"},
+            {"ConsignmentNo": "  ", "PackingSlipNo": "P"},
+            {"ConsignmentNo": "D", "PackingSlipNo": "  "},
+            {"ConsignmentNo": "E"},
+            3,
+            "text",
+            {"ConsignmentNo": {"nested": 1}, "PackingSlipNo": "P"},
+            {"ConsignmentNo": long, "PackingSlipNo": "P"},
+            {"ConsignmentNo": "F", "PackingSlipNo": ["P"]},
+            {"ConsignmentNo": "G", "PackingSlipNo": "Q", "TotalCost": "lots", "Picked": {"a": 1}}
+        ]);
+        let delivery = parse_delivery(body.to_string().as_bytes()).unwrap();
+        let reasons: Vec<(usize, &str)> = delivery
+            .ignored
+            .iter()
+            .map(|i| (i.index, i.reason.as_str()))
+            .collect();
         assert_eq!(
-            parse_delivery(body.as_bytes()).unwrap_err().to_string(),
-            "shipment 3: PackingSlipNo is missing"
+            reasons,
+            [
+                (1, "no_consignment"),
+                (2, "no_consignment"),
+                (3, "no_consignment"),
+                (4, "no_packing_slip"),
+                (5, "no_packing_slip"),
+                (6, "malformed_shipment"),
+                (7, "malformed_shipment"),
+                (8, "malformed_shipment"),
+                (9, "malformed_shipment"),
+                (10, "malformed_shipment"),
+            ]
         );
-        let body = r#"[{"PackingSlipNo":"P","ConsignmentNo":null}]"#;
+        assert_eq!(delivery.ignored[4].connote.as_deref(), Some("E"));
+        assert_eq!(delivery.ignored[7].detail, "ConsignmentNo is not text");
+        assert!(
+            delivery.ignored.iter().all(|i| !i.detail.contains('X')),
+            "details never quote the input"
+        );
+        // A bad value in any other field costs that field only.
+        let kept: Vec<&str> = delivery
+            .shipments
+            .iter()
+            .map(|s| s.connote.as_str())
+            .collect();
+        assert_eq!(kept, ["A", "G"]);
+        let g = &delivery.shipments[1];
+        assert_eq!(g.shipment.total_cost, None);
         assert_eq!(
-            parse_delivery(body.as_bytes()).unwrap_err(),
-            ParseError::Missing {
-                index: 0,
-                field: "ConsignmentNo"
-            }
+            g.event,
+            WebhookEvent::Created,
+            "the unreadable Picked is left out"
         );
-        let body = r#"[{"ConsignmentNo":"A","PackingSlipNo":"P","TotalCost":"lots"}]"#;
-        let err = parse_delivery(body.as_bytes()).unwrap_err();
-        assert!(matches!(err, ParseError::Field { index: 0, .. }), "{err}");
-        let body = r#"[{"ConsignmentNo":"A","PackingSlipNo":"P"}, 3]"#;
-        assert_eq!(
-            parse_delivery(body.as_bytes()).unwrap_err().to_string(),
-            "shipment 1: expected an object, got a number"
-        );
-        let long = format!(
-            r#"{{"ConsignmentNo":"{}","PackingSlipNo":"P"}}"#,
-            "X".repeat(201)
-        );
-        assert!(matches!(
-            parse_delivery(long.as_bytes()).unwrap_err(),
-            ParseError::TooLong { index: 0, .. }
-        ));
+        let mut unreadable = g.unreadable.clone();
+        unreadable.sort();
+        assert_eq!(unreadable, ["picked", "totalcost"]);
     }
 
     #[test]
-    fn shapes_and_sizes() {
+    fn only_a_body_that_is_not_a_delivery_is_an_error() {
         assert!(matches!(
             parse_delivery(b"{").unwrap_err(),
             ParseError::Json(_)
@@ -269,6 +488,15 @@ mod tests {
             parse_delivery(fifty_one.as_bytes()).unwrap_err(),
             ParseError::TooMany(51)
         );
+        // Fifty shipments none of which can be written back are still a delivery.
+        let fifty_blank = format!("[{}]", vec!["{}"; 50].join(","));
+        assert_eq!(
+            parse_delivery(fifty_blank.as_bytes())
+                .unwrap()
+                .ignored
+                .len(),
+            50
+        );
     }
 
     #[test]
@@ -283,7 +511,7 @@ mod tests {
         };
         let body = serde_json::to_string(std::slice::from_ref(&shipment)).unwrap();
         let parsed = parse_delivery(body.as_bytes()).unwrap();
-        assert_eq!(parsed[0].shipment.total_cost, shipment.total_cost);
-        assert_eq!(parsed[0].connote, "SSPOT000001");
+        assert_eq!(parsed.shipments[0].shipment.total_cost, shipment.total_cost);
+        assert_eq!(parsed.shipments[0].connote, "SSPOT000001");
     }
 }

@@ -7,7 +7,7 @@ use super::run::{JobOutcome, ShopifyTrigger, WriteBackDeps, run_batch};
 use crate::app::ClientCache;
 use crate::jobs::WriteBackJob;
 use crate::metrics;
-use crate::pull::run::update_record;
+use crate::store::records::update_record;
 use crate::store::{OrderState, Store};
 use chrono::Utc;
 use std::collections::BTreeMap;
@@ -143,7 +143,7 @@ async fn handle_integration(
                 retried += 1;
                 failed.push(message.message_id.clone());
                 if message.receive_count >= config.max_receives {
-                    let recorded = update_record(store, integration, job.cin7_id, |r| {
+                    let recorded = update_record(store, integration, job.cin7_id, |r, now| {
                         r.transition(
                             OrderState::Failed,
                             "write_back_exhausted",
@@ -151,7 +151,7 @@ async fn handle_integration(
                                 "{}: {reason} (after {} attempts; the job is in the dead-letter queue)",
                                 job.connote, message.receive_count
                             )),
-                            deps.now,
+                            now,
                         );
                     })
                     .await;

@@ -60,6 +60,45 @@ pub fn round_cents(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
 
+/// The carrier name written to `logisticsCarrier` for GoSweetSpot's `Carrier`, which is a
+/// rate-card label ("Post Haste - AKL - 2011"): the name before the first " - ", or what the
+/// integration maps that name (or the whole label) to in `write_back.carrier_names` (matched
+/// case-insensitively), so a merchant can write the names Shopify recognises.
+pub fn carrier_name(label: &str, names: &BTreeMap<String, String>) -> Option<String> {
+    let name = label.split(" - ").next().unwrap_or(label).trim();
+    let label = label.trim();
+    if name.is_empty() {
+        return None;
+    }
+    let mapped = [label, name].into_iter().find_map(|key| {
+        names
+            .iter()
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.trim().to_string())
+    });
+    Some(mapped.unwrap_or_else(|| name.to_string()))
+}
+
+/// GoSweetSpot's marked-up charge of a shipment: the sum over its items of
+/// `Charge_MarkedUpLineTotal`, or `None` when that is 0 (or absent) on every item, which is
+/// how GoSweetSpot says no markup is defined (the field is not nullable in its own client).
+/// An item without a marked-up figure among others that have one counts at its cost.
+fn marked_up_charge(shipment: &Shipment) -> Option<Decimal> {
+    let marked = |i: &crate::gss::model::ShipmentItem| {
+        i.charge_marked_up_line_total.filter(|m| !m.is_zero())
+    };
+    if !shipment.items.iter().any(|i| marked(i).is_some()) {
+        return None;
+    }
+    Some(
+        shipment
+            .items
+            .iter()
+            .map(|i| marked(i).or(i.charge_line_total).unwrap_or_default())
+            .sum(),
+    )
+}
+
 /// The freight figure (ex tax) of one consignment under a freight mode, and a note when a
 /// fallback was used.
 pub fn consignment_freight(
@@ -76,14 +115,8 @@ pub fn consignment_freight(
         FreightMode::Off => (None, None),
         FreightMode::Cost => (cost, None),
         FreightMode::MarkedUp => {
-            let marked: Vec<Decimal> = consignment
-                .shipment
-                .iter()
-                .flat_map(|s| s.items.iter())
-                .filter_map(|i| i.charge_marked_up_line_total)
-                .collect();
-            if !marked.is_empty() {
-                return (Some(marked.iter().sum()), None);
+            if let Some(marked) = consignment.shipment.as_ref().and_then(marked_up_charge) {
+                return (Some(marked), None);
             }
             let centre = consignment
                 .shipment
@@ -145,12 +178,14 @@ fn tracking_codes(existing: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// Plans the write-back of `new` consignments to one order.
+/// Plans the write-back of `new` consignments to one order; `now` dates the dispatch when no
+/// consignment says when it was created.
 pub fn plan_order(
     order: &SalesOrder,
     record: Option<&OrderRecord>,
     new: &[NewConsignment],
     settings: &IntegrationSettings,
+    now: DateTime<Utc>,
 ) -> OrderPlan {
     let wb = &settings.write_back;
     let mut update = SalesOrderUpdate {
@@ -162,7 +197,11 @@ pub fn plan_order(
         .iter()
         .map(|c| ConsignmentEffect {
             connote: c.connote.clone(),
-            carrier: c.shipment.as_ref().and_then(|s| s.carrier.clone()),
+            carrier: c
+                .shipment
+                .as_ref()
+                .and_then(|s| s.carrier.as_deref())
+                .and_then(|label| carrier_name(label, &wb.carrier_names)),
             tracking_url: c
                 .tracking_url
                 .clone()
@@ -183,7 +222,7 @@ pub fn plan_order(
                 .iter()
                 .filter_map(|e| e.created_utc)
                 .min()
-                .unwrap_or_else(Utc::now);
+                .unwrap_or(now);
             update.dispatched_date = Some(when);
             update.stage = Some("Dispatched".into());
             dispatches = true;
@@ -261,7 +300,11 @@ pub fn plan_order(
                     }
                 }
                 if text != existing {
-                    update.custom_fields = Some(BTreeMap::from([(key.clone(), text)]));
+                    // A PUT that sends customFields may replace the whole map: send the
+                    // order's other fields back as they are.
+                    let mut fields = order.custom_fields.clone();
+                    fields.insert(key.clone(), serde_json::Value::String(text));
+                    update.custom_fields = Some(fields);
                 }
             }
         }
@@ -289,15 +332,20 @@ pub fn plan_order(
             }
             let (amount, note) = consignment_freight(wb.freight, c, settings);
             notes.extend(note);
-            if let Some(amount) = amount {
-                e.freight_ex_tax = Some(amount);
-                this_batch += amount;
-                any = true;
-            } else {
-                notes.push(format!(
+            match amount {
+                Some(amount) if amount > Decimal::ZERO => {
+                    e.freight_ex_tax = Some(amount);
+                    this_batch += amount;
+                    any = true;
+                }
+                Some(_) => notes.push(format!(
+                    "{}: GoSweetSpot gave a freight of 0; freight not written",
+                    c.connote
+                )),
+                None => notes.push(format!(
                     "{}: GoSweetSpot gave no cost; freight not written",
                     c.connote
-                ));
+                )),
             }
         }
         if any {
@@ -374,11 +422,12 @@ mod tests {
             shipment: Some(Shipment {
                 consignment_no: Some(connote.into()),
                 total_cost: Some(cost),
-                carrier: Some("Post Haste".into()),
+                carrier: Some("Post Haste - AKL - 2011".into()),
                 cost_centre: Some("Online".into()),
+                // Never null in GoSweetSpot's answers: 0 when no markup is defined.
                 items: vec![ShipmentItem {
                     charge_line_total: Some(cost),
-                    charge_marked_up_line_total: marked,
+                    charge_marked_up_line_total: Some(marked.unwrap_or_default()),
                 }],
                 ..Default::default()
             }),
@@ -388,6 +437,10 @@ mod tests {
 
     use chrono::TimeZone;
 
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 27, 2, 0, 0).unwrap()
+    }
+
     #[test]
     fn ticket_number_dispatches_with_connote_carrier_and_url() {
         let s = settings(json!({"send_ticket_number": true}));
@@ -396,6 +449,7 @@ mod tests {
             None,
             &[consignment("SSPOT1", dec!(8.50), None)],
             &s,
+            now(),
         );
         let u = plan.update.unwrap();
         assert!(plan.dispatches);
@@ -405,7 +459,11 @@ mod tests {
             Some(Utc.with_ymd_and_hms(2026, 11, 27, 1, 2, 3).unwrap())
         );
         assert_eq!(u.tracking_code.as_deref(), Some("SSPOT1"));
-        assert_eq!(u.logistics_carrier.as_deref(), Some("Post Haste"));
+        assert_eq!(
+            u.logistics_carrier.as_deref(),
+            Some("Post Haste"),
+            "the carrier's name, not its rate-card label"
+        );
         assert_eq!(
             u.internal_comments.as_deref(),
             Some("Shopify order 5512345678\nhttps://gosweetspot.com/track/4180-SSPOT1")
@@ -421,6 +479,7 @@ mod tests {
             None,
             &[consignment("SSPOT1", dec!(8.50), None)],
             &s,
+            now(),
         );
         assert_eq!(plan.update, None);
     }
@@ -433,7 +492,13 @@ mod tests {
         o.internal_comments = Some("note\nhttps://gosweetspot.com/track/4180-SSPOT1".into());
         o.tracking_code = Some("SSPOT1".into());
         o.dispatched_date = Some(Utc::now());
-        let plan = plan_order(&o, None, &[consignment("SSPOT1", dec!(8.50), None)], &s);
+        let plan = plan_order(
+            &o,
+            None,
+            &[consignment("SSPOT1", dec!(8.50), None)],
+            &s,
+            now(),
+        );
         assert_eq!(plan.update, None, "already written: a retry sends nothing");
     }
 
@@ -447,13 +512,126 @@ mod tests {
             None,
             &[consignment("SSPOT1", dec!(8.50), None)],
             &s,
+            now(),
         );
         let u = plan.update.unwrap();
         assert_eq!(u.internal_comments, None);
         assert_eq!(
-            u.custom_fields.unwrap()["orders_1000"],
-            "https://gosweetspot.com/track/4180-SSPOT1"
+            u.custom_fields.unwrap(),
+            BTreeMap::from([(
+                "orders_1000".to_string(),
+                json!("https://gosweetspot.com/track/4180-SSPOT1")
+            )])
         );
+    }
+
+    #[test]
+    fn a_custom_field_update_sends_the_orders_other_fields_back() {
+        let s = settings(
+            json!({"send_ticket_number": true, "tracking_url_field": "customFields.orders_1000"}),
+        );
+        let mut o = order(TaxStatus::Excl);
+        o.custom_fields = BTreeMap::from([
+            ("gift_note".to_string(), json!("Happy birthday")),
+            ("orders_1000".to_string(), json!("https://t.example/old")),
+            ("priority".to_string(), json!(2)),
+        ]);
+        let plan = plan_order(
+            &o,
+            None,
+            &[consignment("SSPOT1", dec!(8.50), None)],
+            &s,
+            now(),
+        );
+        assert_eq!(
+            plan.update.unwrap().custom_fields.unwrap(),
+            BTreeMap::from([
+                ("gift_note".to_string(), json!("Happy birthday")),
+                (
+                    "orders_1000".to_string(),
+                    json!("https://t.example/old https://gosweetspot.com/track/4180-SSPOT1")
+                ),
+                ("priority".to_string(), json!(2)),
+            ])
+        );
+    }
+
+    #[test]
+    fn the_carrier_is_the_name_of_the_rate_card_label_or_its_mapping() {
+        let none = BTreeMap::new();
+        assert_eq!(
+            carrier_name("Post Haste - AKL - 2011", &none).as_deref(),
+            Some("Post Haste")
+        );
+        assert_eq!(
+            carrier_name("NZ Couriers", &none).as_deref(),
+            Some("NZ Couriers")
+        );
+        assert_eq!(
+            carrier_name("Castle Parcels-Local - WLG", &none).as_deref(),
+            Some("Castle Parcels-Local")
+        );
+        assert_eq!(carrier_name("  ", &none), None);
+        assert_eq!(carrier_name(" - AKL", &none), None);
+        let names = BTreeMap::from([
+            ("post haste".to_string(), "PostHaste NZ".to_string()),
+            ("NZ Post - Courier - 1".to_string(), "NZ Post".to_string()),
+        ]);
+        assert_eq!(
+            carrier_name("Post Haste - AKL - 2011", &names).as_deref(),
+            Some("PostHaste NZ")
+        );
+        assert_eq!(
+            carrier_name("NZ Post - Courier - 1", &names).as_deref(),
+            Some("NZ Post"),
+            "a whole label can be mapped too"
+        );
+        let s = settings(json!({"send_ticket_number": true,
+            "carrier_names": {"Post Haste": "PostHaste NZ"}}));
+        let plan = plan_order(
+            &order(TaxStatus::Excl),
+            None,
+            &[consignment("SSPOT1", dec!(8.50), None)],
+            &s,
+            now(),
+        );
+        assert_eq!(
+            plan.update.unwrap().logistics_carrier.as_deref(),
+            Some("PostHaste NZ")
+        );
+    }
+
+    #[test]
+    fn a_freight_of_zero_is_never_written() {
+        for mode in ["cost", "marked_up"] {
+            let s = settings(json!({"freight": mode}));
+            let plan = plan_order(
+                &order(TaxStatus::Incl),
+                None,
+                &[consignment("C1", dec!(0), None)],
+                &s,
+                now(),
+            );
+            assert_eq!(plan.update, None, "{mode}");
+            assert!(
+                plan.notes.iter().any(|n| n.contains("freight of 0")),
+                "{mode}: {:?}",
+                plan.notes
+            );
+            assert_eq!(plan.effects[0].freight_ex_tax, None);
+        }
+    }
+
+    #[test]
+    fn no_dispatch_time_from_gosweetspot_dispatches_at_now() {
+        let s = settings(json!({"send_ticket_number": true}));
+        let mut c = consignment("SSPOT1", dec!(8.50), None);
+        c.created_utc = None;
+        if let Some(shipment) = c.shipment.as_mut() {
+            shipment.created_utc = None;
+        }
+        let plan = plan_order(&order(TaxStatus::Excl), None, &[c], &s, now());
+        assert_eq!(plan.update.unwrap().dispatched_date, Some(now()));
     }
 
     #[test]
@@ -464,6 +642,7 @@ mod tests {
             None,
             &[consignment("C1", dec!(8.50), None)],
             &s,
+            now(),
         );
         assert_eq!(
             incl.update.unwrap().freight_total,
@@ -475,6 +654,7 @@ mod tests {
             None,
             &[consignment("C1", dec!(8.50), None)],
             &s,
+            now(),
         );
         assert_eq!(excl.update.unwrap().freight_total, Some(dec!(8.50)));
     }
@@ -488,14 +668,17 @@ mod tests {
             None,
             &[consignment("C1", dec!(8.50), Some(dec!(9.35)))],
             &s,
+            now(),
         );
         assert_eq!(gss.update.unwrap().freight_total, Some(dec!(9.35)));
-        // No marked-up figure: 4.07 × 1.125 = 4.57875 → 4.58 ex tax; incl 15 %: 5.2655625 → 5.27.
+        // No marked-up figure (0 on every item): 4.07 × 1.125 = 4.57875 → 4.58 ex tax; incl
+        // 15 %: 5.2655625 → 5.27.
         let excl = plan_order(
             &order(TaxStatus::Excl),
             None,
             &[consignment("C1", dec!(4.07), None)],
             &s,
+            now(),
         );
         assert_eq!(excl.update.unwrap().freight_total, Some(dec!(4.58)));
         assert!(excl.notes[0].contains("applied 12.5%"));
@@ -504,6 +687,7 @@ mod tests {
             None,
             &[consignment("C1", dec!(4.07), None)],
             &s,
+            now(),
         );
         assert_eq!(incl.update.unwrap().freight_total, Some(dec!(5.27)));
         let fixed = settings(json!({"freight": "marked_up",
@@ -513,8 +697,36 @@ mod tests {
             None,
             &[consignment("C1", dec!(4.07), None)],
             &fixed,
+            now(),
         );
         assert_eq!(plan.update.unwrap().freight_total, Some(dec!(6.57)));
+        // No markup from GoSweetSpot and none configured for the cost centre: the cost.
+        let bare = settings(json!({"freight": "marked_up"}));
+        let plan = plan_order(
+            &order(TaxStatus::Excl),
+            None,
+            &[consignment("C1", dec!(4.07), None)],
+            &bare,
+            now(),
+        );
+        assert_eq!(plan.update.unwrap().freight_total, Some(dec!(4.07)));
+        assert!(plan.notes[0].contains("cost used"), "{:?}", plan.notes);
+        // Several parcels, one of them without a marked-up figure: it counts at its cost.
+        let mut split = consignment("C1", dec!(10), Some(dec!(6.60)));
+        if let Some(shipment) = split.shipment.as_mut() {
+            shipment.items = vec![
+                ShipmentItem {
+                    charge_line_total: Some(dec!(6)),
+                    charge_marked_up_line_total: Some(dec!(6.60)),
+                },
+                ShipmentItem {
+                    charge_line_total: Some(dec!(4)),
+                    charge_marked_up_line_total: Some(dec!(0)),
+                },
+            ];
+        }
+        let plan = plan_order(&order(TaxStatus::Excl), None, &[split], &s, now());
+        assert_eq!(plan.update.unwrap().freight_total, Some(dec!(10.60)));
         assert_eq!(round_cents(dec!(0.005)), dec!(0.01));
         assert_eq!(round_cents(dec!(-0.005)), dec!(-0.01));
     }
@@ -524,7 +736,13 @@ mod tests {
         let mut o = order(TaxStatus::Excl);
         o.freight_total = Some(dec!(7.50));
         let keep = settings(json!({"freight": "cost"}));
-        let plan = plan_order(&o, None, &[consignment("C1", dec!(8.50), None)], &keep);
+        let plan = plan_order(
+            &o,
+            None,
+            &[consignment("C1", dec!(8.50), None)],
+            &keep,
+            now(),
+        );
         assert_eq!(plan.update, None);
         assert!(
             plan.notes.iter().any(|n| n.contains("left alone")),
@@ -536,7 +754,13 @@ mod tests {
             "the record says none was added"
         );
         let overwrite = settings(json!({"freight": "cost", "overwrite_existing_freight": true}));
-        let plan = plan_order(&o, None, &[consignment("C1", dec!(8.50), None)], &overwrite);
+        let plan = plan_order(
+            &o,
+            None,
+            &[consignment("C1", dec!(8.50), None)],
+            &overwrite,
+            now(),
+        );
         assert_eq!(plan.update.unwrap().freight_total, Some(dec!(8.50)));
     }
 
@@ -544,7 +768,7 @@ mod tests {
     fn a_split_shipment_adds_each_consignment_once() {
         let s = settings(json!({"send_ticket_number": true, "freight": "cost"}));
         let mut o = order(TaxStatus::Incl);
-        let first = plan_order(&o, None, &[consignment("C1", dec!(8.50), None)], &s);
+        let first = plan_order(&o, None, &[consignment("C1", dec!(8.50), None)], &s, now());
         assert_eq!(
             first.update.as_ref().unwrap().freight_total,
             Some(dec!(9.78))
@@ -568,6 +792,7 @@ mod tests {
             Some(&record),
             &[consignment("C2", dec!(5.00), None)],
             &s,
+            now(),
         );
         let u = second.update.unwrap();
         assert!(!second.dispatches, "dispatched once");
@@ -595,6 +820,7 @@ mod tests {
             Some(&record),
             &[consignment("C2", dec!(5.00), None)],
             &s,
+            now(),
         );
         assert_eq!(again.update, None);
     }
@@ -605,7 +831,13 @@ mod tests {
         let mut o = order(TaxStatus::Excl);
         o.tracking_code = Some("AAAAAAAAAAAAAAAAAAAA,BBBBBBBBBBBBBBBBBBBB".into());
         o.dispatched_date = Some(Utc::now());
-        let plan = plan_order(&o, None, &[consignment("CCCCCCCCCCCC", dec!(1), None)], &s);
+        let plan = plan_order(
+            &o,
+            None,
+            &[consignment("CCCCCCCCCCCC", dec!(1), None)],
+            &s,
+            now(),
+        );
         assert_eq!(
             plan.update.as_ref().and_then(|u| u.tracking_code.clone()),
             None

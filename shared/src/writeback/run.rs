@@ -15,8 +15,8 @@ use crate::gss::GssClient;
 use crate::gss::model::Shipment;
 use crate::http::ApiError;
 use crate::jobs::WriteBackJob;
-use crate::pull::run::update_record;
 use crate::settings::{IntegrationSettings, shopify_link_id};
+use crate::store::records::update_record;
 use crate::store::{Claim, ConsignmentRecord, OrderRecord, OrderState, Store, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -271,7 +271,7 @@ async fn note_transient(
 ) -> Result<Vec<Cin7Step>, StoreError> {
     release_all(deps, settings, jobs, "cin7").await?;
     for job in jobs {
-        update_record(deps.store, &settings.id, job.cin7_id, |r| {
+        update_record(deps.store, &settings.id, job.cin7_id, |r, _| {
             r.last_error = Some(format!("{}: {error}", job.connote));
         })
         .await?;
@@ -359,6 +359,7 @@ async fn write_cin7(
             record.as_ref(),
             &consignments_for(jobs, &shipments, *cin7_id),
             settings,
+            deps.now,
         );
         plans.insert(*cin7_id, plan);
     }
@@ -412,6 +413,7 @@ async fn write_cin7(
                                 record.as_ref(),
                                 &consignments_for(jobs, &shipments, u.id),
                                 settings,
+                                deps.now,
                             );
                             if again.update.is_none() {
                                 put_results.insert(u.id, Ok(()));
@@ -475,12 +477,12 @@ async fn fail_permanently(
     detail: &str,
 ) -> Result<(), StoreError> {
     tracing::warn!(integration = %settings.id, reference = ?job.reference, connote = %job.connote, reason, detail, "write-back failed permanently");
-    update_record(deps.store, &settings.id, job.cin7_id, |r| {
+    update_record(deps.store, &settings.id, job.cin7_id, |r, now| {
         r.transition(
             OrderState::Failed,
             reason,
             Some(format!("{}: {detail}", job.connote)),
-            deps.now,
+            now,
         );
     })
     .await?;
@@ -508,7 +510,7 @@ async fn record_success(
         deps.store,
         &settings.id,
         job.cin7_id,
-        |r: &mut OrderRecord| {
+        |r: &mut OrderRecord, now| {
             if r.reference.is_none() {
                 r.reference = job.reference.clone();
             }
@@ -552,7 +554,7 @@ async fn record_success(
                 Some(n) => format!("{}: {n}", job.connote),
                 None => job.connote.clone(),
             };
-            r.transition(OrderState::Dispatched, reason, Some(detail), deps.now);
+            r.transition(OrderState::Dispatched, reason, Some(detail), now);
         },
     )
     .await?;
@@ -609,12 +611,12 @@ async fn shopify(
             deps.store
                 .complete(&settings.id, &key, deps.owner, "\"ok\"")
                 .await?;
-            update_record(deps.store, &settings.id, cin7_id, |r| {
+            update_record(deps.store, &settings.id, cin7_id, |r, now| {
                 r.transition(
                     OrderState::Dispatched,
                     "shopify_triggered",
                     Some(job.connote.clone()),
-                    deps.now,
+                    now,
                 );
             })
             .await?;
@@ -625,7 +627,7 @@ async fn shopify(
             deps.store
                 .release_claim(&settings.id, &key, deps.owner)
                 .await?;
-            update_record(deps.store, &settings.id, cin7_id, |r| {
+            update_record(deps.store, &settings.id, cin7_id, |r, _| {
                 r.last_error = Some(format!("{}: {e}", job.connote));
             })
             .await?;
