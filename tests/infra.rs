@@ -491,18 +491,19 @@ fn the_deploy_outputs_give_each_function_its_environment() {
 ///   (`acquire_lease`, `release_lease`), reads and saves the cursor (`get_cursor`,
 ///   `put_cursor`), indexes each new order's packing slip before publishing it
 ///   (`index_packing_slip`), reads and saves order records (`get_order`, `save_order`, also
-///   through `update_record`), counts CIN7 calls (`count_calls`, `calls_today`); the CIN7 client's
+///   through `update_record`, which stamps transitions with the store's clock, `now`), counts CIN7 calls (`count_calls`, `calls_today`); the CIN7 client's
 ///   pacing is the store's shared window (`Pacing::Shared` → `StoreRateLimiter` →
 ///   `try_acquire_rate`). Secrets: the CIN7 and GoSweetSpot keys (`ClientCache::get`).
 /// - consignment-webhook (`functions/consignment-webhook` → `shared::webhook::http` and
 ///   `accept`): `authenticate` reads the integration (`get_integration`) and its webhook
-///   secret; `queue_new` finds the order by packing slip (`order_by_packing_slip`), checks and
+///   secret; `queue_new` finds the order by packing slip (`order_by_packing_slip`), notes each
+///   new consignment on its order (`update_record` → `get_order`, `save_order`, `now`), checks and
 ///   marks the consignment (`consignment_seen`, `mark_consignment_seen`), and sends the jobs
 ///   (`SqsQueue::send`); `record_audit` records the delivery (`record_delivery`).
 /// - write-back (`functions/write-back` → `shared::writeback::handler` and `run`): reads the
 ///   integration (`get_integration`), claims, completes and releases each job's idempotency
 ///   key (`claim`, `complete`, `release_claim`), reads and updates order records
-///   (`get_order`, and `update_record` → `get_order` + `save_order`), paces CIN7 and the
+///   (`get_order`, and `update_record` → `get_order` + `save_order` + `now`), paces CIN7 and the
 ///   Shopify trigger through the shared window (`try_acquire_rate`). Secrets: the keys. The
 ///   SQS event source (Lambda's poller, with the function's role) receives and deletes the
 ///   messages and reads the queue's attributes.
@@ -526,6 +527,7 @@ fn code_path(logical_id: &str) -> CodePath {
                 "index_packing_slip",
                 "get_order",
                 "save_order",
+                "now",
                 "count_calls",
                 "calls_today",
                 "try_acquire_rate",
@@ -538,6 +540,9 @@ fn code_path(logical_id: &str) -> CodePath {
             store: &[
                 "get_integration",
                 "order_by_packing_slip",
+                "get_order",
+                "save_order",
+                "now",
                 "consignment_seen",
                 "mark_consignment_seen",
                 "record_delivery",
@@ -554,6 +559,7 @@ fn code_path(logical_id: &str) -> CodePath {
                 "release_claim",
                 "get_order",
                 "save_order",
+                "now",
                 "try_acquire_rate",
             ],
             queue_send: false,
@@ -832,7 +838,7 @@ fn each_action_is_on_the_functions_own_resources_only() {
 fn the_reviewed_store_calls_are_those_in_the_code() {
     let methods = store_methods();
     let update_record = {
-        let src = strip_comments(&read("shared/src/pull/run.rs"));
+        let src = strip_comments(&read("shared/src/store/records.rs"));
         squeeze(braced_after(&src, "pub async fn update_record(").expect("update_record"))
     };
     let store_calls = |squeezed: &str| -> BTreeSet<String> {
