@@ -235,7 +235,7 @@ pub async fn sync_now(backend: &Backend, id: &str, out: &Output) -> anyhow::Resu
     let config = PullConfig {
         concurrency: 1,
         margin: Duration::from_secs(5),
-        owner: format!("cli-{}", std::process::id()),
+        owner: shared::app::process_owner("cli"),
     };
     let summaries = handle(
         PullRequest::One(id.into()),

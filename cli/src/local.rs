@@ -161,6 +161,8 @@ impl LocalRuntime {
             Pacing::Shared,
         ));
         let (stop, stopped) = watch::channel(false);
+        // One owner for this process's leases and claims, unique to this start.
+        let owner = shared::app::process_owner("serve");
         let shared_state = Arc::new(Shared {
             store: store.clone(),
             queue: queue.clone(),
@@ -187,12 +189,13 @@ impl LocalRuntime {
         }));
 
         let (store_p, clients_p, mut stop_p) = (store.clone(), clients.clone(), stopped.clone());
+        let owner_p = owner.clone();
         let interval = Duration::from_secs(config.pull_interval_seconds.max(1));
         tasks.push(tokio::spawn(async move {
             let config = PullConfig {
                 concurrency: 2,
                 margin: Duration::from_secs(5),
-                owner: format!("serve-{}", std::process::id()),
+                owner: owner_p,
             };
             loop {
                 match pull(PullRequest::All, &store_p, &clients_p, &config, None).await {
@@ -216,7 +219,7 @@ impl LocalRuntime {
             shopify_template: config.shopify_trigger_url_template.clone(),
             claim_hold: Duration::from_secs(config.claim_hold_seconds.max(1)),
             max_receives: crate::backend::LOCAL_MAX_RECEIVES,
-            owner: format!("serve-{}", std::process::id()),
+            owner,
         };
         let visibility = Duration::from_secs(config.write_back_retry_seconds.max(1));
         let (store_w, queue_w, mut stop_w) = (store.clone(), queue.clone(), stopped.clone());

@@ -199,6 +199,20 @@ impl ClientCache {
     }
 }
 
+/// The owner name of this process's leases and claims: `<role>-<random 128-bit id>`, and the
+/// Lambda log stream's name when there is one (so an operator can find the container's logs).
+/// Unique per process start: a PID is unique on one machine only, and Lambda's execution
+/// environments are separate microVMs whose bootstrap typically runs under the same small PID,
+/// so owners derived from PIDs let two containers share one lease or claim. Build it once at
+/// start-up.
+pub fn process_owner(role: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple();
+    match std::env::var("AWS_LAMBDA_LOG_STREAM_NAME") {
+        Ok(stream) if !stream.trim().is_empty() => format!("{role}-{id}-{}", stream.trim()),
+        _ => format!("{role}-{id}"),
+    }
+}
+
 /// The instant a Lambda invocation must have answered by, from its deadline in epoch
 /// milliseconds.
 pub fn deadline_from_epoch_ms(deadline_ms: u64) -> tokio::time::Instant {
@@ -236,4 +250,20 @@ pub async fn init_failed(message: String) -> String {
         }
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_are_unique_per_start_and_name_their_role() {
+        let a = process_owner("order-pull");
+        let b = process_owner("order-pull");
+        assert_ne!(a, b);
+        assert!(a.starts_with("order-pull-"), "{a}");
+        let id = a.trim_start_matches("order-pull-");
+        assert_eq!(id.len(), 32, "128 bits in hex: {id}");
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+    }
 }

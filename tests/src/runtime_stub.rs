@@ -192,7 +192,40 @@ pub fn start_function(
     stub: &RuntimeStub,
     env: &[(&str, String)],
 ) -> FunctionProcess {
-    let mut cmd = std::process::Command::new(path);
+    function_command(std::process::Command::new(path), name, stub, env)
+}
+
+/// Whether this machine lets the tests start a process in a PID namespace of its own
+/// (`unshare --pid`, root on Linux).
+pub fn pid_namespaces_available() -> bool {
+    std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child", "true"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts the function binary as [`start_function`] does, in a PID namespace of its own, where
+/// it is PID 1 — as Lambda's execution environments, separate microVMs, typically run their
+/// bootstrap under the same small PID. Needs [`pid_namespaces_available`].
+pub fn start_function_as_pid_one(
+    path: &std::path::Path,
+    name: &str,
+    stub: &RuntimeStub,
+    env: &[(&str, String)],
+) -> FunctionProcess {
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--kill-child"]).arg(path);
+    function_command(cmd, name, stub, env)
+}
+
+fn function_command(
+    mut cmd: std::process::Command,
+    name: &str,
+    stub: &RuntimeStub,
+    env: &[(&str, String)],
+) -> FunctionProcess {
     cmd.env("AWS_LAMBDA_RUNTIME_API", stub.addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", name)
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")

@@ -5,7 +5,9 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::app::{ClientCache, Pacing, config_from_env, deadline_from_epoch_ms, init_failed};
+use shared::app::{
+    ClientCache, Pacing, config_from_env, deadline_from_epoch_ms, init_failed, process_owner,
+};
 use shared::pull::handler::{PullConfig, handle, parse_event};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +50,7 @@ async fn main() -> Result<(), Error> {
     let pull = PullConfig {
         concurrency: config.pull_concurrency,
         margin: Duration::from_secs(config.pull_margin_seconds),
-        owner: format!("order-pull-{}", std::process::id()),
+        owner: process_owner("order-pull"),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let (store, clients, pull) = (&store, &clients, &pull);

@@ -5,7 +5,7 @@
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde::Deserialize;
-use shared::app::{ClientCache, Pacing, config_from_env, init_failed};
+use shared::app::{ClientCache, Pacing, config_from_env, init_failed, process_owner};
 use shared::writeback::handler::{WriteBackConfig, from_sqs, handle, sqs_response};
 use shared::writeback::run::{DEFAULT_SHOPIFY_TEMPLATE, HttpShopifyTrigger};
 use std::sync::Arc;
@@ -51,7 +51,7 @@ async fn main() -> Result<(), Error> {
         shopify_template: config.shopify_trigger_url_template,
         claim_hold: Duration::from_secs(120),
         max_receives: config.max_receive_count,
-        owner: format!("write-back-{}", std::process::id()),
+        owner: process_owner("write-back"),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let (store, clients, shopify, write_back) = (&store, &clients, &shopify, &write_back);
