@@ -535,3 +535,269 @@ async fn orders_modified_while_the_pull_pages_are_not_skipped() {
     // 250 + 250 + the last 100 and the 100 dispatched ones (seen again, changed by CIN7).
     assert_eq!(rig.cin7_client.calls().get(cin7_ops::LIST), 3);
 }
+
+/// A write-back job for a ticketed shipment, queued as the webhook queues it (through the real
+/// use-case, which notes the consignment on the order first).
+async fn webhook_queues(
+    rig: &PullRig,
+    queue: &shared::queue::embedded::EmbeddedQueue,
+    shipments: &[shared::gss::model::Shipment],
+) {
+    let body = serde_json::to_vec(shipments).unwrap();
+    let delivery = shared::webhook::parse_delivery(&body).unwrap();
+    let summary = shared::webhook::accept_delivery(
+        shared::webhook::AcceptDeps {
+            store: &rig.store,
+            queue,
+            now: Utc::now(),
+        },
+        "acme",
+        &body,
+        &delivery,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.queued, shipments.len());
+}
+
+/// Takes every queued job off the embedded queue.
+async fn take_jobs(
+    queue: &shared::queue::embedded::EmbeddedQueue,
+) -> Vec<shared::jobs::WriteBackJob> {
+    use shared::queue::JobSource;
+    let mut jobs = Vec::new();
+    loop {
+        let batch = queue.receive(100, Duration::from_secs(3600)).await.unwrap();
+        if batch.is_empty() {
+            return jobs;
+        }
+        for m in batch {
+            queue.ack(&m.receipt).await.unwrap();
+            jobs.push(shared::jobs::WriteBackJob::from_body(&m.body).unwrap());
+        }
+    }
+}
+
+struct NoShopify;
+
+#[async_trait::async_trait]
+impl shared::writeback::run::ShopifyTrigger for NoShopify {
+    async fn trigger(&self, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Writes back `jobs` with the rig's clients.
+async fn write_back(
+    rig: &PullRig,
+    jobs: &[shared::jobs::WriteBackJob],
+) -> Vec<shared::writeback::run::JobOutcome> {
+    let pacing = unlimited();
+    let deps = shared::writeback::run::WriteBackDeps {
+        store: &rig.store,
+        gss: &rig.gss_client,
+        cin7: &rig.cin7_client,
+        shopify: &NoShopify,
+        shopify_template: "",
+        cin7_pacing: pacing.as_ref(),
+        owner: "worker",
+        claim_hold: Duration::from_secs(120),
+        now: Utc::now(),
+    };
+    shared::writeback::run::run_batch(&deps, &rig.settings, jobs)
+        .await
+        .unwrap()
+}
+
+fn assert_history_in_time_order(record: &shared::store::OrderRecord) {
+    let times: Vec<_> = record.history.iter().map(|t| t.at).collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(
+        times, sorted,
+        "order {}: {:?}",
+        record.cin7_id, record.history
+    );
+}
+
+/// The PUT of a write-back has committed in CIN7 (the order reads dispatched) while its record
+/// is not yet `dispatched`: a pull then must neither DELETE the order from GoSweetSpot nor call
+/// it conflicting. It did both, deciding from the record's state alone.
+async fn a_pull_during_a_write_back_in_flight_leaves_the_order_alone(rig: PullRig) {
+    let mut rig = rig;
+    rig.settings.write_back.send_ticket_number = true;
+    let rig = Arc::new(rig);
+    let dir = tempfile::tempdir().unwrap();
+    let queue =
+        shared::queue::embedded::EmbeddedQueue::open(&dir.path().join("q.sqlite3"), 5).unwrap();
+    seed(&rig, 1, 1);
+    assert_eq!(rig.pull(&opts()).await.published, 1);
+    let shipment = rig.gss.create_ticket("SO-1", Ticket::default()).unwrap();
+    webhook_queues(&rig, &queue, &[shipment]).await;
+    let jobs = take_jobs(&queue).await;
+    // CIN7 commits the dispatch, then answers only after a long pause.
+    rig.cin7.harness().inject(
+        Matcher::route(sandbox::Method::PUT, "/api/v1/SalesOrders"),
+        FaultKind::CommitThenWait(Duration::from_secs(2)),
+        1,
+    );
+    let in_flight = {
+        let rig = rig.clone();
+        tokio::spawn(async move { write_back(&rig, &jobs).await })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rig.cin7.order(1).unwrap()["dispatchedDate"].is_null() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the PUT never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let record = rig.store.get_order("acme", 1).await.unwrap().unwrap();
+    assert_eq!(
+        record.state,
+        OrderState::Published,
+        "the write-back is still in flight"
+    );
+    let summary = rig.pull(&opts()).await;
+    assert_eq!((summary.deleted, summary.conflicts), (0, 0), "{summary:?}");
+    assert_eq!(rig.gss.harness().count("DELETE", "/api/customerorders"), 0);
+    let record = rig.store.get_order("acme", 1).await.unwrap().unwrap();
+    assert_ne!(record.state, OrderState::Conflict);
+    let outcomes = in_flight.await.unwrap();
+    assert_eq!(outcomes, [shared::writeback::run::JobOutcome::Done]);
+    let record = rig.store.get_order("acme", 1).await.unwrap().unwrap();
+    assert_eq!(
+        (record.state, record.reason.as_str()),
+        (OrderState::Dispatched, "dispatched")
+    );
+    let reasons: Vec<&str> = record.history.iter().map(|t| t.reason.as_str()).collect();
+    assert_eq!(reasons, ["published", "ticketed", "dispatched"]);
+    assert_history_in_time_order(&record);
+}
+
+#[tokio::test]
+async fn a_pull_during_a_write_back_in_flight_leaves_the_order_alone_on_sqlite() {
+    a_pull_during_a_write_back_in_flight_leaves_the_order_alone(PullRig::new().await).await;
+}
+
+#[tokio::test]
+async fn a_pull_during_a_write_back_in_flight_leaves_the_order_alone_on_dynamodb() {
+    a_pull_during_a_write_back_in_flight_leaves_the_order_alone(
+        PullRig::with_table(dynamo_table().await).await,
+    )
+    .await;
+}
+
+/// Pulls back to back while a wave of webhooks is written back: no ticketed packing slip is
+/// ever deleted from GoSweetSpot, every order is dispatched once, and every history is in
+/// time order.
+async fn pulls_back_to_back_during_a_webhook_wave(rig: PullRig) {
+    let mut rig = rig;
+    rig.settings.write_back.send_ticket_number = true;
+    let rig = Arc::new(rig);
+    let dir = tempfile::tempdir().unwrap();
+    let queue =
+        shared::queue::embedded::EmbeddedQueue::open(&dir.path().join("q.sqlite3"), 5).unwrap();
+    let n = 40;
+    seed(&rig, n, 1);
+    assert_eq!(rig.pull(&opts()).await.published, n as usize);
+    rig.cin7.harness().set_latency(Duration::from_millis(15));
+    let shipments: Vec<_> = (1..=n)
+        .map(|id| {
+            rig.gss
+                .create_ticket(&format!("SO-{id}"), Ticket::default())
+                .unwrap()
+        })
+        .collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pulls = {
+        let (rig, stop) = (rig.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut runs = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let s = rig.pull(&opts()).await;
+                assert_eq!((s.deleted, s.conflicts, s.failed), (0, 0, 0), "{s:?}");
+                runs += 1;
+            }
+            runs
+        })
+    };
+    // Deliveries of five shipments, each written back in batches as they are queued.
+    for wave in shipments.chunks(5) {
+        webhook_queues(&rig, &queue, wave).await;
+        let jobs = take_jobs(&queue).await;
+        let outcomes = write_back(&rig, &jobs).await;
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| *o == shared::writeback::run::JobOutcome::Done),
+            "{outcomes:?}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let runs = pulls.await.unwrap();
+    assert!(runs >= 2, "the pulls ran during the wave ({runs})");
+    assert_eq!(rig.gss.harness().count("DELETE", "/api/customerorders"), 0);
+    let applied = rig.cin7.applied();
+    for id in 1..=n {
+        let record = rig.store.get_order("acme", id).await.unwrap().unwrap();
+        assert_eq!(
+            record.state,
+            OrderState::Dispatched,
+            "order {id}: {record:?}"
+        );
+        assert_history_in_time_order(&record);
+        assert_eq!(applied[&id].dispatches, 1, "order {id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_back_to_back_during_a_webhook_wave_on_sqlite() {
+    pulls_back_to_back_during_a_webhook_wave(PullRig::new().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_back_to_back_during_a_webhook_wave_on_dynamodb() {
+    pulls_back_to_back_during_a_webhook_wave(PullRig::with_table(dynamo_table().await).await).await;
+}
+
+#[tokio::test]
+async fn one_order_refused_with_a_whole_batch_400_is_isolated_and_the_rest_published() {
+    let rig = PullRig::new().await;
+    seed(&rig, 50, 1);
+    rig.gss
+        .reject_batches_with("SO-17", "The Email field is not a valid e-mail address.");
+    let summary = rig.pull(&opts()).await;
+    assert_eq!(summary.outcome, PullOutcome::Completed, "{summary:?}");
+    assert_eq!((summary.published, summary.failed), (49, 1), "{summary:?}");
+    // 50 → 25 → 12 → 6 → 3 → 2 → 1 refused; each refused half is halved again and every other
+    // half published once: 13 PUTs in all (1 without the refusal).
+    assert_eq!(rig.gss_client.calls().get(gss_ops::PUT_ORDERS), 13);
+    assert_eq!(rig.gss.packing_slips().len(), 49);
+    assert!(rig.publish_counts().values().all(|n| *n == 1));
+    let refused = rig.store.get_order("acme", 17).await.unwrap().unwrap();
+    assert_eq!(
+        (refused.state, refused.reason.as_str()),
+        (OrderState::Failed, "gss_rejected")
+    );
+    assert_eq!(
+        refused.detail.as_deref(),
+        Some(
+            "The request is invalid.; orders[0].packingslipno: The Email field is not a valid e-mail address."
+        )
+    );
+    // The cursor moved on: the next pull publishes nothing and calls GoSweetSpot not at all.
+    let calls = rig.gss_client.calls().total();
+    let again = rig.pull(&opts()).await;
+    assert_eq!((again.published, again.failed), (0, 0), "{again:?}");
+    assert_eq!(rig.gss_client.calls().total(), calls);
+    // Fixed in CIN7 (and accepted by GoSweetSpot now), it is published by the next pull.
+    rig.gss.accept_batches_with("SO-17");
+    rig.cin7
+        .edit_order(17, |o| o["email"] = json!("aroha@example.co.nz"));
+    let fixed = rig.pull(&opts()).await;
+    assert_eq!(fixed.published, 1, "{fixed:?}");
+    let record = rig.store.get_order("acme", 17).await.unwrap().unwrap();
+    assert_eq!(record.state, OrderState::Published);
+}

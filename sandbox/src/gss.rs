@@ -194,6 +194,11 @@ impl GssSandbox {
         lock(&self.state.poison).insert(packing_slip.to_string(), message.to_string());
     }
 
+    /// Stops refusing batches that carry `packing_slip` (see [`Self::reject_batches_with`]).
+    pub fn accept_batches_with(&self, packing_slip: &str) {
+        lock(&self.state.poison).remove(packing_slip);
+    }
+
     /// Tickets an order as a dispatcher would: creates a consignment (connote, tracking URL,
     /// cost, carrier, the order's cost centre, and the marked-up charge when that cost centre
     /// has a markup), marks the order processed, and posts the "created" webhook if one is

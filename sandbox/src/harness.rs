@@ -52,6 +52,9 @@ pub enum FaultKind {
     /// Wait this long, then run the handler (a client that times out first leaves the server
     /// to act anyway).
     Hang(Duration),
+    /// Run the handler (so a write commits), then wait this long before answering: a write
+    /// that others can already see while its caller still waits.
+    CommitThenWait(Duration),
 }
 
 /// Which requests a fault applies to.
@@ -315,6 +318,13 @@ async fn apply(State(h): State<Arc<Harness>>, request: Request, next: Next) -> R
                 let mut r = Response::from_parts(parts, Body::from(cut));
                 r.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
                 r
+            }
+            Some(FaultKind::CommitThenWait(pause)) => {
+                let committed = next
+                    .run(Request::from_parts(parts, Body::from(bytes)))
+                    .await;
+                tokio::time::sleep(pause).await;
+                committed
             }
             Some(FaultKind::Hang(pause)) => {
                 tokio::time::sleep(pause).await;

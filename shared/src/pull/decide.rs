@@ -23,7 +23,8 @@ pub enum Decision {
     },
     /// Published and unchanged: nothing to do.
     Unchanged,
-    /// Already ticketed, dispatched or in conflict: the pull leaves it alone.
+    /// Already ticketed (a consignment is known), dispatched or in conflict: the pull leaves it
+    /// alone.
     Settled,
 }
 
@@ -39,6 +40,11 @@ pub fn decide(
         state,
         Some(OrderState::Dispatched | OrderState::Conflict | OrderState::Ignored)
     ) {
+        return Decision::Settled;
+    }
+    // GoSweetSpot has ticketed it: whatever CIN7 shows now (dispatched by a write-back still
+    // in flight, or edited), it is never deleted from GoSweetSpot nor re-published.
+    if existing.is_some_and(|r| !r.consignments.is_empty()) {
         return Decision::Settled;
     }
     let order = match row {
