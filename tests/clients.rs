@@ -25,7 +25,9 @@ async fn cin7_with_orders(n: i64) -> Cin7Sandbox {
 
 fn since_query() -> ListQuery {
     ListQuery {
-        filter: Where::new().modified_since(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()),
+        filter: Where::new().modified_since(&shared::timestamp::Timestamp::utc(
+            Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+        )),
         order: Some(("modifiedDate", Direction::Asc)),
         fields: SALES_ORDER_FIELDS.to_vec(),
         ..ListQuery::default()
@@ -457,4 +459,50 @@ async fn gss_wrong_key_and_server_errors() {
             .result
     );
     assert_eq!(client.calls().get(gss_ops::PUT_ORDERS), 2);
+}
+
+#[tokio::test]
+async fn urls_stay_under_2000_characters_and_the_sandbox_refuses_longer_as_iis_does() {
+    let sandbox = Cin7Sandbox::start(CIN7_USER, CIN7_KEY).await.unwrap();
+    let base = 1_895_719_000;
+    for i in 0..250 {
+        sandbox.put_order(json!({"id": base + i, "reference": format!("R{i}"), "modifiedDate": "2026-11-20T09:00:00Z"}));
+    }
+    let client = cin7_client(&sandbox, CIN7_KEY, unlimited(), fast_retry(2));
+    // 250 ten-digit ids do not fit one `id IN (…)`: two calls, every order found.
+    let ids: Vec<i64> = (0..250).map(|i| base + i).collect();
+    let rows = client.orders_by_id(&ids, &["id"]).await.unwrap();
+    assert_eq!(rows.len(), 250);
+    assert_eq!(client.calls().get(cin7_ops::LIST), 2);
+    for r in sandbox.harness().records() {
+        assert!(
+            r.path.len() + 1 + r.query.len() < 2000 && r.status == 200,
+            "{} characters answered {}",
+            r.query.len(),
+            r.status
+        );
+    }
+    // A query that cannot fit is refused before it is sent.
+    let query = ListQuery {
+        filter: Where::new().id_in(&ids),
+        ..ListQuery::default()
+    };
+    assert!(!client.url_fits(&query));
+    let err = client.list_page(&query).await.unwrap_err();
+    assert!(matches!(err, ApiError::InvalidRequest { .. }), "{err}");
+    assert_eq!(client.calls().get(cin7_ops::LIST), 2, "not sent");
+    // What CIN7's IIS answers past 2,048 characters of query string.
+    let raw = format!(
+        "{}/v1/SalesOrders?where={}",
+        sandbox.base_url(),
+        "x".repeat(2049)
+    );
+    let answer = reqwest::Client::new()
+        .get(raw)
+        .basic_auth(CIN7_USER, Some(CIN7_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
+    assert!(answer.text().await.unwrap().contains("404.15"));
 }

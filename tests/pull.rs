@@ -16,10 +16,17 @@ fn at(minute: i64) -> chrono::DateTime<Utc> {
 }
 
 fn opts() -> PullOptions {
-    PullOptions {
-        overlap: Span::seconds(0),
-        ..PullOptions::default()
-    }
+    PullOptions::default()
+}
+
+/// A rig whose pulls read from their cursor exactly (no overlap), so re-reads are counted.
+async fn rig_on(table: Option<Arc<dyn shared::store::Table>>) -> PullRig {
+    let mut rig = match table {
+        Some(table) => PullRig::with_table(table).await,
+        None => PullRig::new().await,
+    };
+    rig.settings.import.overlap_seconds = 0;
+    rig
 }
 
 fn seed(rig: &PullRig, n: i64, first_id: i64) {
@@ -35,7 +42,7 @@ fn line(id: i64, code: &str, stock: Value, sizes: Value) -> Value {
 
 #[tokio::test]
 async fn a_realistic_mix_lands_in_the_right_states() {
-    let rig = PullRig::new().await;
+    let rig = rig_on(None).await;
     let mut expected: Vec<(i64, OrderState, &str)> = Vec::new();
     let mut add = |id: i64, state: OrderState, reason: &'static str, edit: &dyn Fn(&mut Value)| {
         let mut o = order(id, &format!("MIX-{id}"), at(id));
@@ -206,7 +213,7 @@ async fn a_realistic_mix_lands_in_the_right_states() {
 
 #[tokio::test]
 async fn batched_items_are_published_with_a_warning_when_not_blocked() {
-    let rig = PullRig::new().await;
+    let rig = rig_on(None).await;
     let mut o = order(1, "B-1", at(1));
     o["lineItems"] = json!([line(11, "HONEY-500", json!("batch"), json!([]))]);
     rig.cin7.put_order(o);
@@ -221,7 +228,7 @@ async fn batched_items_are_published_with_a_warning_when_not_blocked() {
 
 #[tokio::test]
 async fn call_budget_for_new_and_idle_polls() {
-    let rig = PullRig::new().await;
+    let rig = rig_on(None).await;
     seed(&rig, 600, 1);
     let summary = rig.pull(&opts()).await;
     assert_eq!(summary.published, 600);
@@ -263,7 +270,7 @@ async fn each_packing_slip_is_indexed_once() {
     let path = tempfile::tempdir().unwrap().keep().join("store.sqlite3");
     let sqlite = Arc::new(shared::store::sqlite::SqliteTable::open(&path).unwrap());
     let table = integration_tests::store_suite::CountingTable::over(sqlite);
-    let rig = PullRig::with_table(table.clone()).await;
+    let rig = rig_on(Some(table.clone())).await;
     seed(&rig, 3, 1);
     assert_eq!(rig.pull(&opts()).await.published, 3);
     assert_eq!(
@@ -292,7 +299,7 @@ async fn each_packing_slip_is_indexed_once() {
 
 #[tokio::test]
 async fn orders_sharing_a_timestamp_across_a_page_boundary_publish_once() {
-    let rig = PullRig::new().await;
+    let rig = rig_on(None).await;
     for id in 1..=300 {
         rig.cin7.put_order(order(id, &format!("T-{id}"), at(5)));
     }
@@ -307,7 +314,7 @@ async fn orders_sharing_a_timestamp_across_a_page_boundary_publish_once() {
 
 #[tokio::test]
 async fn edits_voids_and_tickets_after_publishing() {
-    let rig = PullRig::new().await;
+    let rig = rig_on(None).await;
     seed(&rig, 3, 1);
     rig.pull(&opts()).await;
     rig.gss.ticket("SO-3", Ticket::default()).await.unwrap();
@@ -366,7 +373,7 @@ async fn edits_voids_and_tickets_after_publishing() {
 
 #[tokio::test]
 async fn two_pulls_at_once_do_the_work_once() {
-    let rig = PullRig::new().await;
+    let rig = rig_on(None).await;
     seed(&rig, 120, 1);
     rig.cin7.harness().set_latency(Duration::from_millis(30));
     let a = PullOptions {
@@ -389,7 +396,7 @@ async fn two_pulls_at_once_do_the_work_once() {
 
 #[tokio::test]
 async fn a_pull_stopped_by_its_deadline_resumes_without_loss_or_duplicates() {
-    let rig = PullRig::new().await;
+    let rig = rig_on(None).await;
     seed(&rig, 700, 1);
     rig.cin7.harness().set_latency(Duration::from_millis(150));
     let short = PullOptions {
@@ -411,7 +418,7 @@ async fn a_pull_stopped_by_its_deadline_resumes_without_loss_or_duplicates() {
 
 #[tokio::test]
 async fn throttling_and_server_errors_lose_and_duplicate_nothing() {
-    let rig = PullRig::new().await;
+    let rig = rig_on(None).await;
     seed(&rig, 520, 1);
     rig.cin7.harness().inject(
         Matcher::any(),
@@ -497,11 +504,14 @@ impl shared::pull::OrderSource for DispatchingMidRun<'_> {
         }
         rows
     }
+    fn fits(&self, query: &shared::cin7::query::ListQuery) -> bool {
+        self.rig.cin7_client.url_fits(query)
+    }
 }
 
 #[tokio::test]
 async fn orders_modified_while_the_pull_pages_are_not_skipped() {
-    let rig = PullRig::new().await;
+    let rig = rig_on(None).await;
     seed(&rig, 600, 1);
     let source = DispatchingMidRun {
         rig: &rig,
@@ -678,13 +688,13 @@ async fn a_pull_during_a_write_back_in_flight_leaves_the_order_alone(rig: PullRi
 
 #[tokio::test]
 async fn a_pull_during_a_write_back_in_flight_leaves_the_order_alone_on_sqlite() {
-    a_pull_during_a_write_back_in_flight_leaves_the_order_alone(PullRig::new().await).await;
+    a_pull_during_a_write_back_in_flight_leaves_the_order_alone(rig_on(None).await).await;
 }
 
 #[tokio::test]
 async fn a_pull_during_a_write_back_in_flight_leaves_the_order_alone_on_dynamodb() {
     a_pull_during_a_write_back_in_flight_leaves_the_order_alone(
-        PullRig::with_table(dynamo_table().await).await,
+        rig_on(Some(dynamo_table().await)).await,
     )
     .await;
 }
@@ -754,17 +764,17 @@ async fn pulls_back_to_back_during_a_webhook_wave(rig: PullRig) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulls_back_to_back_during_a_webhook_wave_on_sqlite() {
-    pulls_back_to_back_during_a_webhook_wave(PullRig::new().await).await;
+    pulls_back_to_back_during_a_webhook_wave(rig_on(None).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulls_back_to_back_during_a_webhook_wave_on_dynamodb() {
-    pulls_back_to_back_during_a_webhook_wave(PullRig::with_table(dynamo_table().await).await).await;
+    pulls_back_to_back_during_a_webhook_wave(rig_on(Some(dynamo_table().await)).await).await;
 }
 
 #[tokio::test]
 async fn one_order_refused_with_a_whole_batch_400_is_isolated_and_the_rest_published() {
-    let rig = PullRig::new().await;
+    let rig = rig_on(None).await;
     seed(&rig, 50, 1);
     rig.gss
         .reject_batches_with("SO-17", "The Email field is not a valid e-mail address.");
@@ -800,4 +810,124 @@ async fn one_order_refused_with_a_whole_batch_400_is_isolated_and_the_rest_publi
     assert_eq!(fixed.published, 1, "{fixed:?}");
     let record = rig.store.get_order("acme", 17).await.unwrap().unwrap();
     assert_eq!(record.state, OrderState::Published);
+}
+
+/// CIN7 writes local times with their offset (`+13:00`, then `+12:00` once the clocks go
+/// back) and, in the sandbox's pessimistic reading, compares `where` values as local
+/// wall-clock times. Orders modified every 7 minutes from 22:30 NZDT on 4 April 2026 to 03:30
+/// NZST on 5 April — across local midnight and the hour that repeats when daylight time ends at
+/// 03:00 — are pulled every 30 minutes of their time: each is published once, none skipped,
+/// and no pull re-reads more than the overlap (a cursor written in UTC re-read thirteen hours
+/// every time).
+#[tokio::test]
+async fn no_order_is_skipped_across_local_midnight_and_the_clocks_going_back() {
+    let rig = PullRig::new().await;
+    assert_eq!(rig.settings.import.overlap_seconds, 60);
+    let first = Utc.with_ymd_and_hms(2026, 4, 4, 9, 30, 0).unwrap();
+    let times: Vec<_> = (0..54).map(|i| first + Span::minutes(7 * i)).collect();
+    let mut published = 0;
+    let mut rescans = 0;
+    for (chunk, window) in times
+        .chunk_by(|a, b| (*a - first).num_minutes() / 30 == (*b - first).num_minutes() / 30)
+        .enumerate()
+    {
+        for t in window {
+            let id = 1 + (*t - first).num_minutes() / 7;
+            rig.cin7.put_order(order(id, &format!("TZ-{id}"), *t));
+        }
+        let lists_before = rig.cin7_client.calls().get(cin7_ops::LIST);
+        let s = rig.pull(&opts()).await;
+        assert_eq!(s.outcome, PullOutcome::Completed, "{s:?}");
+        published += s.published;
+        let lists = rig.cin7_client.calls().get(cin7_ops::LIST) - lists_before;
+        rescans += lists - 1;
+        // Re-read: the order within the overlap before the cursor; and once, when the clocks
+        // go back, what the rescan at the new offset reads again — the first call's orders
+        // and an hour of wall-clock time before the cursor (9 orders at this pace).
+        let reread = s.seen - s.published;
+        assert!(
+            reread <= 1 || (lists == 2 && reread <= 1 + 9 + s.published),
+            "pull {chunk}: read {} orders for {} new ({lists} list calls)",
+            s.seen,
+            s.published
+        );
+    }
+    assert_eq!(published, times.len(), "every order published");
+    // The orders of the repeated hour are read by the pull that first sees a +12:00 time,
+    // which asks from the cursor again at that offset.
+    assert_eq!(rescans, 1, "one rescan, at the change");
+    // An idle pull afterwards costs one call and publishes nothing.
+    let lists_before = rig.cin7_client.calls().get(cin7_ops::LIST);
+    let idle = rig.pull(&opts()).await;
+    assert_eq!(
+        rig.cin7_client.calls().get(cin7_ops::LIST) - lists_before,
+        1
+    );
+    assert_eq!(idle.published, 0);
+    let counts = rig.publish_counts();
+    assert_eq!(counts.len(), times.len());
+    assert!(counts.values().all(|n| *n == 1), "and once: {counts:?}");
+    // The cursor is kept as CIN7 wrote it.
+    let cursor = rig.store.get_cursor("acme").await.unwrap().unwrap();
+    assert_eq!(
+        cursor.modified_since.text(),
+        "2026-04-05T03:41:00.000000+12:00"
+    );
+    let where_clauses: Vec<String> = rig
+        .cin7
+        .harness()
+        .records()
+        .iter()
+        .filter(|r| r.path == "/api/v1/SalesOrders")
+        .map(|r| r.query.clone())
+        .collect();
+    assert!(
+        where_clauses
+            .last()
+            .unwrap()
+            .contains("2026-04-05T03%3A40%3A00.000000%2B12%3A00"),
+        "the where value is written in that form: {:?}",
+        where_clauses.last()
+    );
+}
+
+#[tokio::test]
+async fn ties_too_many_for_one_url_page_by_offset_and_none_is_skipped() {
+    let rig = rig_on(None).await;
+    // CIN7 ids are large: 160 orders a second apart, 90 sharing the next second, 50 after.
+    let base = 1_895_719_000;
+    for i in 0..300 {
+        let second = if i < 160 {
+            i
+        } else if i < 250 {
+            160
+        } else {
+            i - 89
+        };
+        rig.cin7.put_order(order(
+            base + i,
+            &format!("BIG-{i}"),
+            at(0) + Span::seconds(second),
+        ));
+    }
+    let summary = rig.pull(&opts()).await;
+    assert_eq!(summary.outcome, PullOutcome::Completed, "{summary:?}");
+    assert_eq!(summary.published, 300);
+    // The 90 exclusions at the second the first page ends on would make a URL over 2,000
+    // characters, which CIN7's IIS refuses (404.15): the second page is the next offset.
+    let queries: Vec<String> = rig
+        .cin7
+        .harness()
+        .records()
+        .iter()
+        .filter(|r| r.path == "/api/v1/SalesOrders")
+        .map(|r| {
+            assert_eq!(r.status, 200, "{}", r.query.len());
+            assert!(r.query.len() + "/api/v1/SalesOrders?".len() < 2000);
+            r.query.clone()
+        })
+        .collect();
+    assert_eq!(queries.len(), 2);
+    assert!(queries[1].contains("page=2"), "{}", queries[1]);
+    assert!(rig.publish_counts().values().all(|n| *n == 1));
 }

@@ -286,23 +286,14 @@ pub async fn dry_run(backend: &Backend, id: &str, out: &Output) -> anyhow::Resul
     );
     let c = clients.get(&settings).await?;
     let now = Utc::now();
-    let since = backend
-        .store()
-        .get_cursor(id)
-        .await?
-        .map(|c| c.modified_since - chrono::Duration::seconds(60))
-        .unwrap_or_else(|| {
-            settings
-                .import
-                .start_from
-                .unwrap_or(now - chrono::Duration::days(7))
-        });
+    let cursor = backend.store().get_cursor(id).await?;
+    let since = shared::pull::run::reads_from(cursor.as_ref(), &settings, now);
     let mut rows = Vec::new();
     let mut plan = Vec::new();
     let mut page = 1;
     loop {
         let query = ListQuery {
-            filter: Where::new().modified_since(since),
+            filter: Where::new().modified_since(&since),
             order: Some(("modifiedDate", Direction::Asc)),
             fields: SALES_ORDER_FIELDS.to_vec(),
             page,

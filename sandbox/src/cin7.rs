@@ -1,9 +1,13 @@
 //! A CIN7 Omni sandbox: the sales order endpoints the product uses, faithful to the reference
 //! where it is confirmed (Basic auth, bare-array pages, `rows` default 50 and max 250, the
-//! `where` subset, `order`, `fields`, PUT of partial orders with per-item results).
+//! `where` subset, `order`, `fields`, PUT of partial orders with per-item results), and to its
+//! corrections: dates served in the account's local time with an offset and six digits (and
+//! compared as local wall-clock times, see [`AccountTime`]), a PUT that sends `customFields`
+//! replacing the whole map, and IIS's 404.15 for a query string over 2,048 characters.
 //!
-//! Orders are held as JSON objects in camelCase, exactly as served.
+//! Orders are held as JSON objects in camelCase; dates are rewritten as they are served.
 
+use crate::account_time::AccountTime;
 use crate::harness::{self, Harness, Running};
 use crate::where_clause;
 use axum::extract::{Path, Query, State};
@@ -35,8 +39,12 @@ struct State_ {
     orders: Mutex<BTreeMap<i64, Value>>,
     /// Per order: how many applied updates dispatched it and how many changed its freight.
     applied: Mutex<BTreeMap<i64, Applied>>,
+    time: Mutex<AccountTime>,
     harness: Arc<Harness>,
 }
+
+/// IIS's default `maxQueryString`: a longer query string is answered 404.15.
+pub const MAX_QUERY_STRING: usize = 2048;
 
 /// How many applied updates did what to one order (for exactly-once checks).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,12 +77,14 @@ impl Cin7Sandbox {
             }),
             orders: Mutex::default(),
             applied: Mutex::default(),
+            time: Mutex::default(),
             harness: harness.clone(),
         });
         let router = Router::new()
             .route("/api/v1/SalesOrders", get(list).put(update))
             .route("/api/v1/SalesOrders/{id}", get(get_one))
             .route("/shopify/update-order-status", get(shopify_trigger))
+            .layer(axum::middleware::from_fn(iis_query_limit))
             .with_state(state.clone());
         let running = harness::serve(router, harness).await?;
         Ok(Self { state, running })
@@ -96,6 +106,11 @@ impl Cin7Sandbox {
     /// Recording, faults and rate limits.
     pub fn harness(&self) -> &Harness {
         &self.state.harness
+    }
+
+    /// How dates are written and compared (New Zealand local time by default).
+    pub fn set_account_time(&self, time: AccountTime) {
+        *lock(&self.state.time) = time;
     }
 
     /// Sets what the API connection may do.
@@ -121,7 +136,7 @@ impl Cin7Sandbox {
         true
     }
 
-    /// One order as stored.
+    /// One order as stored (dates as they were written to the sandbox, not as served).
     pub fn order(&self, id: i64) -> Option<Value> {
         lock(&self.state.orders).get(&id).cloned()
     }
@@ -139,6 +154,51 @@ impl Cin7Sandbox {
 
 fn now_text() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// IIS refuses a query string over [`MAX_QUERY_STRING`] characters before the application
+/// sees it: 404.15, with its HTML page.
+async fn iis_query_limit(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let length = request.uri().query().map_or(0, str::len);
+    if length > MAX_QUERY_STRING {
+        return (
+            StatusCode::NOT_FOUND,
+            [("content-type", "text/html")],
+            "<html><head><title>IIS 10.0 Detailed Error - 404.15 - Not Found</title></head><body>\
+             <h3>HTTP Error 404.15 - Not Found</h3><h4>The request filtering module is configured \
+             to deny a request where the query string is too long.</h4></body></html>",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// An order as served: every date (a key ending in `date`, at any depth) written as `time`
+/// writes dates.
+fn served(order: Value, time: AccountTime) -> Value {
+    match order {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = match &v {
+                        Value::String(text) if k.to_ascii_lowercase().ends_with("date") => {
+                            match shared::tolerant::parse_datetime(text) {
+                                Ok(Some(instant)) => Value::String(time.write(instant)),
+                                _ => v,
+                            }
+                        }
+                        _ => served(v, time),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| served(v, time)).collect()),
+        other => other,
+    }
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -222,9 +282,10 @@ async fn list(
             .collect()
     });
 
+    let time = *lock(&state.time);
     let mut matching: Vec<Value> = lock(&state.orders)
         .values()
-        .filter(|o| where_clause::matches(o, &conditions))
+        .filter(|o| where_clause::matches(o, &conditions, time))
         .cloned()
         .collect();
     let key = |o: &Value| sort_key(where_clause::field(o, &order_field));
@@ -244,7 +305,7 @@ async fn list(
         .into_iter()
         .skip((page - 1) * rows)
         .take(rows)
-        .map(|o| project(o, fields.as_deref()))
+        .map(|o| served(project(o, fields.as_deref()), time))
         .collect();
     Json(Value::Array(page_items)).into_response()
 }
@@ -306,8 +367,9 @@ async fn get_one(
     let Ok(id) = id.parse::<i64>() else {
         return error(StatusCode::BAD_REQUEST, "The id must be a number");
     };
+    let time = *lock(&state.time);
     match lock(&state.orders).get(&id) {
-        Some(order) => Json(order.clone()).into_response(),
+        Some(order) => Json(served(order.clone(), time)).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("Sales order {id} not found")),
     }
 }

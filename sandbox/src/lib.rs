@@ -2,11 +2,13 @@
 //! to `../shared/reference/` where it is confirmed. Both record every request and can inject
 //! faults on demand (see [`harness`]). Used by the tests and by the local demo.
 
+pub mod account_time;
 pub mod cin7;
 pub mod gss;
 pub mod harness;
 pub mod where_clause;
 
+pub use account_time::AccountTime;
 pub use axum::http::Method;
 pub use cin7::{Applied, Cin7Sandbox, Permissions};
 pub use gss::{Delivery, GssSandbox, Ticket, WebhookTarget};

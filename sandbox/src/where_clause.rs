@@ -3,7 +3,9 @@
 //! (a doubled quote inside stands for one quote) or numbers. Anything else is refused, so a
 //! test notices if the client ever sends more.
 
+use crate::account_time::AccountTime;
 use serde_json::Value;
+use shared::timestamp::Timestamp;
 use std::cmp::Ordering;
 
 /// A comparison operator.
@@ -172,9 +174,10 @@ pub fn field<'a>(order: &'a Value, name: &str) -> Option<&'a Value> {
         .map(|(_, v)| v)
 }
 
-/// Whether an order satisfies every condition. Dates compare as instants, numbers as numbers,
-/// text case-insensitively (CIN7's database collation).
-pub fn matches(order: &Value, conditions: &[Condition]) -> bool {
+/// Whether an order satisfies every condition. Dates compare as `time` says (local wall-clock
+/// times by default, see [`AccountTime`]), numbers as numbers, text case-insensitively (CIN7's
+/// database collation).
+pub fn matches(order: &Value, conditions: &[Condition], time: AccountTime) -> bool {
     conditions.iter().all(|c| {
         let actual = field(order, &c.field).unwrap_or(&Value::Null);
         if let Literal::List(items) = &c.value {
@@ -184,7 +187,7 @@ pub fn matches(order: &Value, conditions: &[Condition]) -> bool {
                     op: Op::Eq,
                     value: item.clone(),
                 };
-                matches(order, std::slice::from_ref(&one))
+                matches(order, std::slice::from_ref(&one), time)
             });
         }
         let ordering = match (&c.value, actual) {
@@ -195,9 +198,11 @@ pub fn matches(order: &Value, conditions: &[Condition]) -> bool {
             (Literal::Text(t), Value::String(a)) => {
                 match (
                     shared::tolerant::parse_datetime(a).ok().flatten(),
-                    shared::tolerant::parse_datetime(t).ok().flatten(),
+                    Timestamp::parse(t).ok().flatten(),
                 ) {
-                    (Some(a), Some(b)) if c.field.ends_with("date") => Some(a.cmp(&b)),
+                    (Some(a), Some(b)) if c.field.ends_with("date") => {
+                        Some(time.comparable_stored(a).cmp(&time.comparable_literal(&b)))
+                    }
                     _ => Some(a.to_lowercase().cmp(&t.to_lowercase())),
                 }
             }
@@ -243,8 +248,16 @@ mod tests {
                 Literal::Number(3.0)
             ])
         );
-        assert!(matches(&json!({"id": 2, "reference": "x"}), &c));
-        assert!(!matches(&json!({"id": 4, "reference": "x"}), &c));
+        assert!(matches(
+            &json!({"id": 2, "reference": "x"}),
+            &c,
+            AccountTime::Utc
+        ));
+        assert!(!matches(
+            &json!({"id": 4, "reference": "x"}),
+            &c,
+            AccountTime::Utc
+        ));
         assert!(parse("id IN (1").is_err());
         assert!(parse("reference='open").is_err());
         assert!(parse("").is_err());
@@ -253,10 +266,23 @@ mod tests {
     #[test]
     fn evaluates_dates_numbers_and_text() {
         let order = json!({"id": 5, "modifiedDate": "2024-05-02T01:02:11.5", "reference": "#1050"});
-        let yes = |s: &str| matches(&order, &parse(s).unwrap());
+        let yes = |s: &str| matches(&order, &parse(s).unwrap(), AccountTime::Utc);
         assert!(yes("modifiedDate>='2024-05-02T01:02:11Z'"));
         assert!(!yes("modifiedDate>='2024-05-02T01:02:12Z'"));
         assert!(yes("id=5 AND reference='#1050'"));
         assert!(!yes("id<>5"));
+        // In New Zealand wall-clock time (13:02:11.5 NZST that day), whatever the designator.
+        let local = |s: &str| matches(&order, &parse(s).unwrap(), AccountTime::Auckland);
+        assert!(local("modifiedDate>='2024-05-02T13:02:11.000000+12:00'"));
+        assert!(!local("modifiedDate>='2024-05-02T13:02:12.000000+12:00'"));
+        assert!(
+            local("modifiedDate>='2024-05-02T13:02:11Z'"),
+            "Z is ignored"
+        );
+        assert!(!local("modifiedDate>='2024-05-02T13:02:12Z'"));
+        assert!(
+            local("modifiedDate>='2024-05-02T01:02:11Z'"),
+            "half a day early"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! - [`http`]: pacing, retries, typed errors and call counting the clients share.
 //! - [`rate_limit`]: the sliding-window limiter behind the pacing.
 //! - [`signature`]: webhook HMAC signing and constant-time verification.
+//! - [`timestamp`]: a timestamp with the form it was written in (zone, precision).
 //! - [`tolerant`]: serde helpers for loosely typed JSON.
 
 pub mod app;
@@ -22,6 +23,7 @@ pub mod secrets;
 pub mod settings;
 pub mod signature;
 pub mod store;
+pub mod timestamp;
 pub mod tolerant;
 pub mod webhook;
 pub mod writeback;

@@ -112,7 +112,13 @@ pub struct ImportSettings {
     pub default_country: String,
     /// The seed's "disable fulfilling orders with batched items".
     pub block_batched_items: bool,
+    /// How far before its cursor each pull reads again, in seconds: orders saved late with
+    /// an earlier `modifiedDate` are still read (re-read orders cost no GoSweetSpot call).
+    pub overlap_seconds: u32,
 }
+
+/// The longest `import.overlap_seconds` accepted: a day.
+pub const MAX_OVERLAP_SECONDS: u32 = 86_400;
 
 impl Default for ImportSettings {
     fn default() -> Self {
@@ -126,6 +132,7 @@ impl Default for ImportSettings {
             start_from: None,
             default_country: "NZ".into(),
             block_batched_items: false,
+            overlap_seconds: 60,
         }
     }
 }
@@ -355,6 +362,15 @@ impl IntegrationSettings {
         if self.import.max_age_days == 0 {
             fail("import.max_age_days", "must be at least 1".into());
         }
+        if self.import.overlap_seconds > MAX_OVERLAP_SECONDS {
+            fail(
+                "import.overlap_seconds",
+                format!(
+                    "{} is more than a day ({MAX_OVERLAP_SECONDS})",
+                    self.import.overlap_seconds
+                ),
+            );
+        }
         let country = &self.import.default_country;
         if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
             fail(
@@ -505,6 +521,7 @@ mod tests {
         );
         assert_eq!(s.import.max_age_days, 60);
         assert_eq!(s.import.default_country, "NZ");
+        assert_eq!(s.import.overlap_seconds, 60);
         assert!(!s.import.block_batched_items);
         assert!(!s.write_back.send_ticket_number);
         assert_eq!(
@@ -562,6 +579,10 @@ mod tests {
             (
                 Box::new(|v| v["import"] = json!({"max_age_days": 0})),
                 "import.max_age_days: must be at least 1",
+            ),
+            (
+                Box::new(|v| v["import"] = json!({"overlap_seconds": 86401})),
+                "import.overlap_seconds: 86401 is more than a day",
             ),
             (
                 Box::new(|v| v["import"] = json!({"stages": ["Dispatched"]})),

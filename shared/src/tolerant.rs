@@ -6,7 +6,8 @@
 //! anything it cannot read into a serde error (never a panic), so one bad order is reported on
 //! its own instead of failing a whole page.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use crate::timestamp::Timestamp;
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, de::Error as _};
 use serde_json::Value;
@@ -96,24 +97,24 @@ where
     Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
-/// Parses a timestamp as CIN7 and GoSweetSpot write them: RFC 3339 (`Z` or an offset), or a
-/// naive `YYYY-MM-DDTHH:MM:SS[.fffffff]` taken as UTC, or a bare date taken as midnight UTC.
-/// Years before 1900 are the `.NET` "no date" placeholder and read as `None`.
+/// Parses a timestamp as CIN7 and GoSweetSpot write them (see [`Timestamp::parse`]), keeping
+/// only the instant. Years before 1900 are the `.NET` "no date" placeholder and read as `None`.
 pub fn parse_datetime(s: &str) -> Result<Option<DateTime<Utc>>, String> {
-    let s = s.trim();
-    let parsed = DateTime::parse_from_rfc3339(s)
-        .map(|d| d.with_timezone(&Utc))
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-                .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f"))
-                .map(|n| Utc.from_utc_datetime(&n))
-        })
-        .or_else(|_| {
-            NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(|d| Utc.from_utc_datetime(&d.and_time(chrono::NaiveTime::MIN)))
-        })
-        .map_err(|_| format!("unreadable date {s:?}"))?;
-    Ok((chrono::Datelike::year(&parsed) >= 1900).then_some(parsed))
+    Ok(Timestamp::parse(s)?.map(|t| t.instant()))
+}
+
+/// Reads an optional timestamp with the form it was written in (see [`Timestamp`]); `null`,
+/// missing, `""` and the "no date" placeholder are `None`.
+pub fn opt_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Timestamp::parse(&s).map_err(D::Error::custom),
+        Some(other) => Err(D::Error::custom(format!(
+            "expected a date, got {}",
+            kind(&other)
+        ))),
+    }
 }
 
 /// Formats a timestamp the way CIN7 expects it in `where` clauses and PUT bodies:
@@ -192,6 +193,7 @@ pub fn normalise_key(k: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
     use rust_decimal_macros::dec;
 
     #[test]

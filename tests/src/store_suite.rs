@@ -239,13 +239,31 @@ pub async fn packing_slip_index_is_written_when_the_slip_changes(table: Arc<dyn 
 pub async fn cursor_round_trips(table: Arc<dyn Table>) {
     let (store, clock) = store(table);
     assert_eq!(store.get_cursor("acme").await.unwrap(), None);
+    // Kept in the form CIN7 wrote it: offset and precision.
     let cursor = PullCursor {
-        modified_since: Utc.with_ymd_and_hms(2026, 11, 20, 1, 2, 3).unwrap(),
+        modified_since: shared::timestamp::Timestamp::parse("2026-11-20T14:02:03.518448+13:00")
+            .unwrap()
+            .unwrap(),
         saved_at: clock.now(),
     };
     store.put_cursor("acme", &cursor).await.unwrap();
-    assert_eq!(store.get_cursor("acme").await.unwrap(), Some(cursor));
+    let read = store.get_cursor("acme").await.unwrap().unwrap();
+    assert_eq!(read, cursor);
+    assert_eq!(
+        read.modified_since.text(),
+        "2026-11-20T14:02:03.518448+13:00"
+    );
     assert_eq!(store.get_cursor("bolt").await.unwrap(), None);
+    // A cursor saved before forms were kept (a chrono UTC instant) reads as UTC.
+    let old = PullCursor {
+        modified_since: shared::timestamp::Timestamp::utc(
+            Utc.with_ymd_and_hms(2026, 11, 20, 1, 2, 3).unwrap(),
+        ),
+        saved_at: clock.now(),
+    };
+    let doc =
+        serde_json::json!({"modified_since": "2026-11-20T01:02:03Z", "saved_at": clock.now()});
+    assert_eq!(serde_json::from_value::<PullCursor>(doc).unwrap(), old);
 }
 
 pub async fn lease_is_single_flight_and_expires(table: Arc<dyn Table>) {

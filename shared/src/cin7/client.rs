@@ -4,7 +4,7 @@ use super::model::{
     OrderRow, PutOutcome, PutResultItem, SalesOrder, SalesOrderUpdate, match_put_results,
     parse_page,
 };
-use super::query::{ListQuery, MAX_ROWS};
+use super::query::{ListQuery, MAX_ROWS, Where};
 use crate::http::{
     Answer, ApiError, CallCounter, Endpoint, EndpointConfig, Idempotency, RetryPolicy, Service,
 };
@@ -18,6 +18,11 @@ use std::time::Duration;
 
 /// The most orders one PUT may carry (the list maximum; CIN7 documents no other).
 pub const MAX_PUT_ORDERS: usize = 250;
+
+/// The longest request URL sent to CIN7. CIN7 runs on ASP.NET, whose IIS refuses a query
+/// string over 2,048 characters by default (404.15); CIN7's own limit is unpublished, so every
+/// URL stays under 2,000.
+pub const MAX_URL_CHARS: usize = 2000;
 
 /// Operation names, as counted by [`CallCounter`].
 pub mod ops {
@@ -42,6 +47,7 @@ pub struct Cin7Config {
 pub struct Cin7Client {
     endpoint: Endpoint,
     base: String,
+    base_url: url::Url,
     auth: HeaderValue,
 }
 
@@ -79,6 +85,7 @@ impl Cin7Client {
         Ok(Self {
             endpoint,
             base: url.as_str().trim_end_matches('/').to_string(),
+            base_url: url,
             auth,
         })
     }
@@ -100,21 +107,71 @@ impl Cin7Client {
                 ),
             });
         }
-        let url = format!("{}/v1/SalesOrders", self.base);
-        let params = query.params();
+        let url = self.list_url(query);
+        if url.as_str().len() > MAX_URL_CHARS {
+            return Err(ApiError::InvalidRequest {
+                service: Service::Cin7,
+                operation: ops::LIST,
+                detail: format!(
+                    "the request URL would be {} characters; CIN7 is sent at most {MAX_URL_CHARS}",
+                    url.as_str().len()
+                ),
+            });
+        }
         self.endpoint
             .call(
                 ops::LIST,
                 Idempotency::Idempotent,
                 &[],
                 |http| {
-                    http.get(&url)
+                    http.get(url.clone())
                         .header(AUTHORIZATION, self.auth.clone())
-                        .query(&params)
                 },
                 |answer: &Answer| parse_page(&answer.body),
             )
             .await
+    }
+
+    /// The URL of a list query, exactly as sent.
+    fn list_url(&self, query: &ListQuery) -> url::Url {
+        let mut url = url::Url::parse(&format!("{}/v1/SalesOrders", self.base))
+            .unwrap_or_else(|_| self.base_url.clone());
+        url.query_pairs_mut().extend_pairs(query.params());
+        url
+    }
+
+    /// Whether a list query's request URL is at most [`MAX_URL_CHARS`] long.
+    pub fn url_fits(&self, query: &ListQuery) -> bool {
+        self.list_url(query).as_str().len() <= MAX_URL_CHARS
+    }
+
+    /// The orders with these ids (`id IN (…)`), in as few list calls as fit: at most
+    /// [`MAX_ROWS`] ids a call, and each call's URL within [`MAX_URL_CHARS`].
+    pub async fn orders_by_id(
+        &self,
+        ids: &[i64],
+        fields: &[&'static str],
+    ) -> Result<Vec<OrderRow>, ApiError> {
+        let query = |chunk: &[i64]| ListQuery {
+            filter: Where::new().id_in(chunk),
+            fields: fields.to_vec(),
+            ..ListQuery::default()
+        };
+        let mut all = Vec::new();
+        let mut rest = ids;
+        while !rest.is_empty() {
+            // The longest prefix that fits (URL length grows with each id).
+            let mut n = rest.len().min(MAX_ROWS as usize);
+            while n > 1 && !self.url_fits(&query(&rest[..n])) {
+                n = (n * 3 / 4).max(1);
+            }
+            while n < rest.len().min(MAX_ROWS as usize) && self.url_fits(&query(&rest[..n + 1])) {
+                n += 1;
+            }
+            all.extend(self.list_page(&query(&rest[..n])).await?);
+            rest = &rest[n..];
+        }
+        Ok(all)
     }
 
     /// Every page of a query, from its `page` on, until a page comes back short.

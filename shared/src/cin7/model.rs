@@ -5,6 +5,7 @@
 //! as `Other` rather than rejected. Every field is optional or defaulted, and unknown fields
 //! are ignored.
 
+use crate::timestamp::Timestamp;
 use crate::tolerant;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -61,8 +62,9 @@ pub struct SalesOrder {
     pub reference: Option<String>,
     #[serde(deserialize_with = "tolerant::opt_datetime")]
     pub created_date: Option<DateTime<Utc>>,
-    #[serde(deserialize_with = "tolerant::opt_datetime")]
-    pub modified_date: Option<DateTime<Utc>>,
+    /// As CIN7 wrote it: the pull's cursor and `where` values keep its form.
+    #[serde(deserialize_with = "tolerant::opt_timestamp")]
+    pub modified_date: Option<Timestamp>,
     #[serde(deserialize_with = "tolerant::opt_bool")]
     pub is_approved: Option<bool>,
     pub status: OrderStatus,
@@ -337,7 +339,7 @@ pub enum OrderRow {
 pub struct UnparseableOrder {
     pub id: Option<i64>,
     pub reference: Option<String>,
-    pub modified_date: Option<DateTime<Utc>>,
+    pub modified_date: Option<Timestamp>,
     pub error: String,
 }
 
@@ -361,7 +363,7 @@ impl OrderRow {
                 reference: field("reference").as_str().map(str::to_owned),
                 modified_date: field("modifiedDate")
                     .as_str()
-                    .and_then(|s| tolerant::parse_datetime(s).ok().flatten()),
+                    .and_then(|s| Timestamp::parse(s).ok().flatten()),
                 error,
             }),
         }
@@ -376,7 +378,7 @@ impl OrderRow {
     }
 
     /// The `modifiedDate`, when one could be read.
-    pub fn modified_date(&self) -> Option<DateTime<Utc>> {
+    pub fn modified_date(&self) -> Option<Timestamp> {
         match self {
             OrderRow::Parsed(o) => o.modified_date,
             OrderRow::Unparseable(u) => u.modified_date,

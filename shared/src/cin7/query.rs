@@ -2,8 +2,7 @@
 //! conditions (string values single-quoted with embedded quotes doubled, so no value can end
 //! its literal early), plus `order`, `fields`, `page` and `rows`.
 
-use crate::tolerant::format_cin7_datetime;
-use chrono::{DateTime, Utc};
+use crate::timestamp::Timestamp;
 
 /// The largest page CIN7 serves (`rows` maximum, confirmed).
 pub const MAX_ROWS: u32 = 250;
@@ -20,12 +19,10 @@ impl Where {
         Self::default()
     }
 
-    /// `modifiedDate>='…'` with the timestamp in whole UTC seconds.
-    pub fn modified_since(mut self, since: DateTime<Utc>) -> Self {
-        self.conditions.push(format!(
-            "modifiedDate>={}",
-            quote(&format_cin7_datetime(&since))
-        ));
+    /// `modifiedDate>='…'`, the timestamp written in its own form (the form CIN7 returned).
+    pub fn modified_since(mut self, since: &Timestamp) -> Self {
+        self.conditions
+            .push(format!("modifiedDate>={}", quote(&since.text())));
         self
     }
 
@@ -128,18 +125,25 @@ impl ListQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     #[test]
     fn builds_the_incremental_poll_clause() {
-        let since = Utc.with_ymd_and_hms(2024, 5, 2, 1, 2, 11).unwrap();
-        let w = Where::new().modified_since(since).reference("O'Brien #1");
+        let since = Timestamp::utc(Utc.with_ymd_and_hms(2024, 5, 2, 1, 2, 11).unwrap());
+        let w = Where::new().modified_since(&since).reference("O'Brien #1");
         assert_eq!(
             w.build().unwrap(),
             "modifiedDate>='2024-05-02T01:02:11Z' AND reference='O''Brien #1'"
         );
         assert_eq!(Where::new().build(), None);
         assert_eq!(Where::new().id_in(&[3, 1]).build().unwrap(), "id IN (3,1)");
+        let local = Timestamp::parse("2024-05-02T13:02:11.518448+12:00")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            Where::new().modified_since(&local).build().unwrap(),
+            "modifiedDate>='2024-05-02T13:02:11.518448+12:00'"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::rate_limit::RateLimiter;
 use crate::settings::IntegrationSettings;
 use crate::store::records::update_record;
 use crate::store::{OrderState, PullCursor, Store, StoreError};
+use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -29,6 +30,9 @@ use tokio::time::Instant;
 pub trait OrderSource: Send + Sync {
     /// One page of orders.
     async fn list_page(&self, query: &ListQuery) -> Result<Vec<OrderRow>, ApiError>;
+    /// Whether the query's request URL is short enough to send (see
+    /// [`crate::cin7::client::MAX_URL_CHARS`]).
+    fn fits(&self, query: &ListQuery) -> bool;
 }
 
 /// Publishes and deletes GoSweetSpot customer orders (the pull's view of the GSS client).
@@ -47,6 +51,9 @@ pub trait OrderSink: Send + Sync {
 impl OrderSource for Cin7Client {
     async fn list_page(&self, query: &ListQuery) -> Result<Vec<OrderRow>, ApiError> {
         Cin7Client::list_page(self, query).await
+    }
+    fn fits(&self, query: &ListQuery) -> bool {
+        Cin7Client::url_fits(self, query)
     }
 }
 
@@ -105,9 +112,6 @@ pub struct PullOptions {
     pub deadline: Option<Instant>,
     /// Stop cleanly when less than this remains before the deadline.
     pub margin: Duration,
-    /// Read back this far before the cursor, for orders saved late with an earlier
-    /// `modifiedDate`; re-read orders cost no GoSweetSpot call when unchanged.
-    pub overlap: chrono::Duration,
     /// How long the single-flight lease holds without renewal.
     pub lease_ttl: Duration,
     /// CIN7's daily call budget for the account.
@@ -122,7 +126,6 @@ impl Default for PullOptions {
             owner: "pull".into(),
             deadline: None,
             margin: Duration::from_secs(20),
-            overlap: chrono::Duration::seconds(60),
             lease_ttl: Duration::from_secs(15 * 60),
             daily_budget: 5000,
             write_back_reserve: 1000,
@@ -161,7 +164,8 @@ pub struct PullSummary {
     pub skipped: BTreeMap<String, usize>,
     pub cin7_calls: u64,
     pub gss_calls: u64,
-    pub cursor: Option<DateTime<Utc>>,
+    /// Where the next pull reads from (before the overlap), as CIN7 wrote it.
+    pub cursor: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -188,7 +192,7 @@ pub struct PullDeps<'a> {
 struct PendingPublish {
     cin7_id: i64,
     reference: Option<String>,
-    modified: Option<DateTime<Utc>>,
+    modified: Option<Timestamp>,
     decision_update: bool,
     mapped: Box<super::mapping::Mapped>,
     warnings: Vec<String>,
@@ -229,7 +233,7 @@ impl Run<'_> {
         };
         update_record(self.deps.store, &self.settings.id, id, |r, now| {
             r.reference = reference.clone().or(r.reference.take());
-            r.modified_date = modified.or(r.modified_date);
+            r.modified_date = modified.map(|m| m.instant()).or(r.modified_date);
             r.transition(
                 OrderState::Skipped,
                 skip.reason.code(),
@@ -276,7 +280,7 @@ impl Run<'_> {
             };
             let record = update_record(self.deps.store, &self.settings.id, p.cin7_id, |r, now| {
                 r.reference = p.reference.clone();
-                r.modified_date = p.modified;
+                r.modified_date = p.modified.map(|m| m.instant());
                 r.packing_slip = Some(p.mapped.order.packingslipno.clone());
                 if !p.decision_update {
                     // Indexed before the PUT above.
@@ -511,14 +515,8 @@ pub async fn run_pull(
         });
     }
     let (calls_before, _) = (deps.calls)();
-    let start_from = settings
-        .import
-        .start_from
-        .unwrap_or(deps.now - chrono::Duration::days(7));
     let cursor = store.get_cursor(&id).await?;
-    let since = cursor
-        .as_ref()
-        .map_or(start_from, |c| c.modified_since - options.overlap);
+    let since = reads_from(cursor.as_ref(), settings, deps.now);
     let mut run = Run {
         deps,
         settings,
@@ -532,7 +530,7 @@ pub async fn run_pull(
         Err((through, _)) => *through,
     };
     let new_cursor = match (handled_through, &cursor) {
-        (Some(t), Some(c)) if t <= c.modified_since => None,
+        (Some(t), Some(c)) if t.instant() <= c.modified_since.instant() => None,
         (Some(t), _) => Some(t),
         (None, _) => None,
     };
@@ -573,8 +571,27 @@ enum Stop {
     Error(PullError),
 }
 
-/// The most ids a page query excludes by `id<>…` (see [`PageStart`]).
-const MAX_EXCLUDED: usize = 100;
+/// Where a pull reads from: the cursor less `import.overlap_seconds`, in the form CIN7 wrote
+/// the cursor, or `import.start_from` (default: seven days before `now`) for a first pull.
+pub fn reads_from(
+    cursor: Option<&PullCursor>,
+    settings: &IntegrationSettings,
+    now: DateTime<Utc>,
+) -> Timestamp {
+    match cursor {
+        Some(c) => c
+            .modified_since
+            .earlier_by(chrono::Duration::seconds(i64::from(
+                settings.import.overlap_seconds,
+            ))),
+        None => Timestamp::utc(
+            settings
+                .import
+                .start_from
+                .unwrap_or(now - chrono::Duration::days(7)),
+        ),
+    }
+}
 
 /// Where a list page starts.
 ///
@@ -583,47 +600,68 @@ const MAX_EXCLUDED: usize = 100;
 /// not stable while a run pages: an order modified meanwhile (dispatched by the write-back, or
 /// edited by the merchant) moves to the end of the list, every later order moves one place
 /// forward, and the next page by offset would skip one of them — for good, since the cursor
-/// moves past it. When the page ends on the filter's own second, or more than
-/// [`MAX_EXCLUDED`] orders share the last second, the next page is the next page of the same
-/// filter (by offset, as before: only a modification during such a run of orders on one second
-/// could shift it).
+/// moves past it. When the page ends on the filter's own second, or the `id<>…` exclusions of
+/// the orders at the last second would make the request URL too long for CIN7's server, the
+/// next page is the next page of the same filter (by offset, as before: only a modification
+/// during such a run of orders on one second could shift it).
+///
+/// Every `modifiedDate>=` value is written in the form CIN7 wrote the times it returned (see
+/// [`crate::timestamp`]). When a page shows times at a smaller UTC offset than the value was
+/// written in (the clocks went back, or the cursor was saved in another form), the same start
+/// is asked again written at that offset: were CIN7 to compare local wall-clock times, the
+/// repeated hour after the change would otherwise be skipped. Re-read orders cost no
+/// GoSweetSpot call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PageStart {
-    since: DateTime<Utc>,
+    since: Timestamp,
     excluded: Vec<i64>,
     page: u32,
 }
 
 impl PageStart {
-    fn new(since: DateTime<Utc>) -> Self {
+    fn new(since: Timestamp) -> Self {
         Self {
-            since: whole_second(since),
+            since: since.whole_second(),
             excluded: Vec::new(),
             page: 1,
         }
     }
 
-    fn filter(&self) -> Where {
-        Where::new()
-            .modified_since(self.since)
-            .excluding_ids(&self.excluded)
+    fn query(&self) -> ListQuery {
+        ListQuery {
+            filter: Where::new()
+                .modified_since(&self.since)
+                .excluding_ids(&self.excluded),
+            order: Some(("modifiedDate", Direction::Asc)),
+            fields: SALES_ORDER_FIELDS.to_vec(),
+            page: self.page,
+            rows: MAX_ROWS,
+        }
     }
 
-    /// Where the page after a full page of `rows` (id, `modifiedDate`) starts.
-    fn after(&self, rows: &[(Option<i64>, Option<DateTime<Utc>>)]) -> Self {
-        let last = rows.last().and_then(|(_, m)| m.map(whole_second));
-        if let Some(last) = last.filter(|l| *l > self.since) {
+    /// Where the page after a full page of `rows` (id, `modifiedDate`) starts; `fits` says
+    /// whether a start's request may be sent.
+    fn after(
+        &self,
+        rows: &[(Option<i64>, Option<Timestamp>)],
+        fits: impl Fn(&PageStart) -> bool,
+    ) -> Self {
+        let last = rows.last().and_then(|(_, m)| m.map(|t| t.whole_second()));
+        if let Some(last) = last.filter(|l| l.instant() > self.since.instant()) {
             let at_last: Option<Vec<i64>> = rows
                 .iter()
-                .filter(|(_, m)| m.map(whole_second) == Some(last))
+                .filter(|(_, m)| m.map(|t| t.whole_second().instant()) == Some(last.instant()))
                 .map(|(id, _)| *id)
                 .collect();
-            if let Some(excluded) = at_last.filter(|ids| ids.len() <= MAX_EXCLUDED) {
-                return Self {
+            if let Some(excluded) = at_last {
+                let keyed = Self {
                     since: last,
                     excluded,
                     page: 1,
                 };
+                if fits(&keyed) {
+                    return keyed;
+                }
             }
         }
         Self {
@@ -631,22 +669,31 @@ impl PageStart {
             ..self.clone()
         }
     }
-}
 
-/// `t` without its fraction of a second (the `where` clause's precision).
-fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
-    use chrono::SubsecRound;
-    t.trunc_subsecs(0)
+    /// The same start written at the smallest UTC offset among `rows`, when that is smaller
+    /// than the one it was written at (see the type's documentation).
+    fn at_smaller_offset(&self, rows: &[(Option<i64>, Option<Timestamp>)]) -> Option<Self> {
+        let written = self.since.form().zone.offset_seconds();
+        let smallest = rows
+            .iter()
+            .filter_map(|(_, m)| *m)
+            .min_by_key(|t| t.form().zone.offset_seconds())?;
+        (smallest.form().zone.offset_seconds() < written).then(|| Self {
+            since: self.since.in_form(smallest.form()),
+            excluded: self.excluded.clone(),
+            page: 1,
+        })
+    }
 }
 
 /// Pages through CIN7 from `since`; returns how far orders are durably handled.
 async fn pages(
     run: &mut Run<'_>,
     options: &PullOptions,
-    since: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, (Option<DateTime<Utc>>, Stop)> {
-    let mut handled_through: Option<DateTime<Utc>> = None;
-    let mut page_max: Option<DateTime<Utc>> = None;
+    since: Timestamp,
+) -> Result<Option<Timestamp>, (Option<Timestamp>, Stop)> {
+    let mut handled_through: Option<Timestamp> = None;
+    let mut page_max: Option<Timestamp> = None;
     let mut start = PageStart::new(since);
     loop {
         if run.time_is_short(options) {
@@ -663,23 +710,19 @@ async fn pages(
             tracing::warn!(integration = %run.settings.id, used_today, "daily CIN7 budget reserve reached");
             return Err((handled_through, Stop::Outcome(PullOutcome::BudgetReserve)));
         }
-        let query = ListQuery {
-            filter: start.filter(),
-            order: Some(("modifiedDate", Direction::Asc)),
-            fields: SALES_ORDER_FIELDS.to_vec(),
-            page: start.page,
-            rows: MAX_ROWS,
-        };
-        let rows = match run.deps.cin7.list_page(&query).await {
+        let rows = match run.deps.cin7.list_page(&start.query()).await {
             Ok(rows) => rows,
             Err(e) => return Err((handled_through, Stop::Error(e.into()))),
         };
         let short = rows.len() < MAX_ROWS as usize;
-        let keys: Vec<(Option<i64>, Option<DateTime<Utc>>)> =
+        let keys: Vec<(Option<i64>, Option<Timestamp>)> =
             rows.iter().map(|r| (r.id(), r.modified_date())).collect();
         for row in rows {
             if let Some(m) = row.modified_date() {
-                page_max = Some(page_max.map_or(m, |p| p.max(m)));
+                page_max = Some(match page_max {
+                    Some(p) if p.instant() >= m.instant() => p,
+                    _ => m,
+                });
             }
             if let Err(e) = run.handle_row(row).await {
                 return Err((handled_through, Stop::Error(e)));
@@ -698,10 +741,18 @@ async fn pages(
         if run.pending.is_empty() && run.deletes.is_empty() {
             handled_through = page_max;
         }
+        if let Some(again) = start
+            .at_smaller_offset(&keys)
+            .filter(|s| run.deps.cin7.fits(&s.query()))
+        {
+            tracing::info!(integration = %run.settings.id, from = %again.since, "CIN7 wrote times at a smaller offset than asked: reading from the same point at that offset");
+            start = again;
+            continue;
+        }
         if short {
             break;
         }
-        start = start.after(&keys);
+        start = start.after(&keys, |s| run.deps.cin7.fits(&s.query()));
     }
     if let Err(e) = run.flush_publishes(MAX_ORDERS_PER_CALL).await {
         return Err((handled_through, Stop::Error(e)));
@@ -715,12 +766,16 @@ async fn pages(
 #[cfg(test)]
 mod page_tests {
     use super::*;
-    use chrono::TimeZone;
 
-    fn t(s: u32, ms: u32) -> Option<DateTime<Utc>> {
-        Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, s)
-            .single()
-            .map(|d| d + chrono::Duration::milliseconds(i64::from(ms)))
+    /// 2026-11-20 22:00:`s`.`ms` NZDT, written as CIN7's samples write it.
+    fn t(s: u32, ms: u32) -> Option<Timestamp> {
+        Timestamp::parse(&format!("2026-11-20T22:00:{s:02}.{ms:03}000+13:00"))
+            .ok()
+            .flatten()
+    }
+
+    fn always(_: &PageStart) -> bool {
+        true
     }
 
     #[test]
@@ -731,36 +786,58 @@ mod page_tests {
             (Some(2), t(2, 100)),
             (Some(3), t(2, 900)),
         ];
-        let next = start.after(&rows);
+        let next = start.after(&rows, always);
         assert_eq!(next.since, t(2, 0).unwrap());
         assert_eq!(next.excluded, vec![2, 3]);
         assert_eq!(next.page, 1);
         assert_eq!(
-            next.filter().build().unwrap(),
-            "modifiedDate>='2026-11-20T09:00:02Z' AND id<>2 AND id<>3"
+            next.query().filter.build().unwrap(),
+            "modifiedDate>='2026-11-20T22:00:02.000000+13:00' AND id<>2 AND id<>3",
+            "written in the form CIN7 wrote"
         );
     }
 
     #[test]
-    fn a_page_on_the_filters_own_second_or_too_many_ties_pages_by_offset() {
+    fn a_page_on_the_filters_own_second_or_a_url_too_long_pages_by_offset() {
         let start = PageStart::new(t(5, 0).unwrap());
         let same = [(Some(1), t(5, 0)), (Some(2), t(5, 500))];
-        let next = start.after(&same);
+        let next = start.after(&same, always);
         assert_eq!((next.since, next.page), (start.since, 2));
         assert!(next.excluded.is_empty());
 
-        let ties: Vec<_> = (0..=MAX_EXCLUDED as i64)
-            .map(|id| (Some(id), t(9, 0)))
-            .collect();
-        let next = start.after(&ties);
+        let ties: Vec<_> = (0..120).map(|id| (Some(id), t(9, 0))).collect();
+        let next = start.after(&ties, |s| s.excluded.len() <= 100);
         assert_eq!((next.since, next.page), (start.since, 2));
+        assert!(next.excluded.is_empty());
 
         let unreadable = [(Some(1), t(6, 0)), (None, t(7, 0))];
-        let next = start.after(&unreadable);
+        let next = start.after(&unreadable, always);
         assert_eq!(
             (next.since, next.page),
             (start.since, 2),
             "an id missing at the last second"
+        );
+    }
+
+    #[test]
+    fn times_at_a_smaller_offset_ask_the_same_start_again_at_that_offset() {
+        let start = PageStart::new(t(0, 0).unwrap());
+        // After the clocks went back an hour (NZDT → NZST).
+        let standard = Timestamp::parse("2026-11-20T21:30:00.000000+12:00")
+            .unwrap()
+            .unwrap();
+        let rows = [(Some(1), t(1, 0)), (Some(2), Some(standard))];
+        let again = start.at_smaller_offset(&rows).unwrap();
+        assert_eq!(again.since.instant(), start.since.instant());
+        assert_eq!(again.since.text(), "2026-11-20T21:00:00.000000+12:00");
+        assert_eq!(again.page, 1);
+        assert_eq!(again.at_smaller_offset(&rows), None, "asked once");
+        assert_eq!(start.at_smaller_offset(&rows[..1]), None);
+        let utc = PageStart::new(Timestamp::utc(start.since.instant()));
+        assert_eq!(
+            utc.at_smaller_offset(&rows),
+            None,
+            "+13:00 is not smaller than Z"
         );
     }
 }

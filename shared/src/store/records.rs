@@ -2,6 +2,7 @@
 //! way every flow changes an order's record.
 
 use super::{Store, StoreError};
+use crate::timestamp::Timestamp;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -197,8 +198,10 @@ impl OrderRecord {
 /// Where the next pull starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullCursor {
-    /// Orders modified at or after this instant are read.
-    pub modified_since: DateTime<Utc>,
+    /// The latest `modifiedDate` handled, in the form CIN7 wrote it (a cursor saved before
+    /// forms were kept reads as UTC): the next pull reads from it, less the overlap, written in
+    /// the same form.
+    pub modified_since: Timestamp,
     /// When the cursor was last saved.
     pub saved_at: DateTime<Utc>,
 }

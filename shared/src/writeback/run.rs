@@ -10,7 +10,6 @@
 use super::plan::{ConsignmentEffect, NewConsignment, OrderPlan, plan_order};
 use crate::cin7::Cin7Client;
 use crate::cin7::model::{OrderRow, PutOutcome, SALES_ORDER_FIELDS, SalesOrder, SalesOrderUpdate};
-use crate::cin7::query::{ListQuery, MAX_ROWS, Where};
 use crate::gss::GssClient;
 use crate::gss::model::Shipment;
 use crate::http::ApiError;
@@ -55,18 +54,7 @@ impl ShipmentSource for GssClient {
 #[async_trait]
 impl OrderUpdater for Cin7Client {
     async fn orders(&self, ids: &[i64]) -> Result<Vec<OrderRow>, ApiError> {
-        let mut all = Vec::new();
-        for chunk in ids.chunks(MAX_ROWS as usize) {
-            all.extend(
-                self.list_page(&ListQuery {
-                    filter: Where::new().id_in(chunk),
-                    fields: SALES_ORDER_FIELDS.to_vec(),
-                    ..ListQuery::default()
-                })
-                .await?,
-            );
-        }
-        Ok(all)
+        self.orders_by_id(ids, SALES_ORDER_FIELDS).await
     }
     async fn update(&self, updates: &[SalesOrderUpdate]) -> Result<Vec<PutOutcome>, ApiError> {
         self.update_orders(updates).await
