@@ -45,6 +45,13 @@ mod secrets {
     }
 }
 
+/// GoSweetSpot's `Carrier` is a rate-card label; CIN7 gets the carrier's name (mapped by the
+/// demo's `write_back.carrier_names`).
+const RATE_CARD: &str = "Post Haste - AKL - 2011";
+
+/// The orders whose tickets go out in one delivery with a manual ticket.
+const MIXED_DELIVERY: [i64; 2] = [1, 2];
+
 /// One seeded order and what the seed's rules predict for it.
 struct Seed {
     id: i64,
@@ -72,8 +79,8 @@ fn base_order(id: i64, reference: &str, incl: bool) -> Value {
         "modifiedDate": modified.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         "firstName": "Aroha", "lastName": "Smith", "email": "aroha@example.co.nz",
         "phone": "021 555 0101", "deliveryFirstName": "Aroha", "deliveryLastName": "Smith",
-        "deliveryAddress1": format!("{} Queen Street", id), "deliveryCity": "Auckland",
-        "deliveryState": "Auckland Central", "deliveryPostalCode": "1010",
+        "deliveryAddress1": format!("{} Queen Street", id), "deliveryAddress2": "Grey Lynn",
+        "deliveryCity": "Auckland", "deliveryState": "Auckland", "deliveryPostalCode": "1021",
         "deliveryCountry": "New Zealand", "deliveryInstructions": "Leave at the door",
         "internalComments": format!("Shopify order {}", 5512345600i64 + id),
         "freightTotal": 0, "currencyCode": "NZD",
@@ -157,7 +164,10 @@ fn seeds() -> Vec<(Seed, Value)> {
     );
     add(13, "#1013", None, vec![dec("24.00")], false, &|o| {
         o["deliveryCountry"] = json!("Australia");
+        o["deliveryAddress1"] = json!("1 George Street");
+        o["deliveryAddress2"] = json!("Level 12");
         o["deliveryCity"] = json!("Sydney");
+        o["deliveryState"] = json!("New South Wales");
         o["deliveryPostalCode"] = json!("2000");
     });
     add(14, "#1014", Some("unknown_country"), vec![], true, &|o| {
@@ -191,7 +201,8 @@ fn settings(cin7: &Cin7Sandbox, gss: &GssSandbox) -> anyhow::Result<IntegrationS
             "webhook": {"secret": "DEMO_WEBHOOK_SECRET", "signature_param": "signature"},
             "import": {"start_from": "2026-11-01T00:00:00Z", "block_batched_items": true},
             "write_back": {"send_ticket_number": true, "freight": "marked_up",
-                           "tracking_url_field": "internalComments", "shopify_trigger": "800541"}
+                           "tracking_url_field": "internalComments", "shopify_trigger": "800541",
+                           "carrier_names": {"Post Haste": "Post Haste Couriers"}}
         })
         .to_string(),
     )
@@ -291,12 +302,21 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
         seeds.len() - published.len()
     ));
 
-    // 2. The dispatcher tickets every published order (a split shipment twice).
+    // 2. The dispatcher tickets every published order (a split shipment twice). The first two
+    // go out with a manual ticket in one delivery, as GoSweetSpot's own example mixes them:
+    // the manual ticket (no packing slip) is ignored with its reason, the others queued.
     let bar = ProgressBar::new(seeds.iter().map(|(s, _)| s.tickets.len() as u64).sum());
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let mut mixed = vec![gss.manual_ticket(
+        "Titahi Bay Bowling Club",
+        Ticket {
+            cost: dec("16.34"),
+            carrier: RATE_CARD.into(),
+        },
+    )];
     for (seed, _) in seeds.iter().filter(|(s, _)| s.skipped.is_none()) {
         let record = runtime
             .store
@@ -306,18 +326,35 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
         let slip = record.packing_slip.clone().context("not published")?;
         for cost in &seed.tickets {
             bar.set_message(format!("ticketing {slip} in GoSweetSpot"));
-            gss.ticket(
-                &slip,
-                Ticket {
-                    cost: *cost,
-                    carrier: "Post Haste".into(),
-                },
-            )
-            .await?;
+            let ticket = Ticket {
+                cost: *cost,
+                carrier: RATE_CARD.into(),
+            };
+            if MIXED_DELIVERY.contains(&seed.id) {
+                mixed.push(gss.create_ticket(&slip, ticket)?);
+            } else {
+                gss.ticket(&slip, ticket).await?;
+            }
             bar.inc(1);
         }
     }
+    let manual_connote = mixed[0].consignment_no.clone().unwrap_or_default();
+    gss.post_webhook(&mixed).await?;
+    let mixed_answer = gss
+        .deliveries()
+        .into_iter()
+        .find(|d| d.body.contains(&manual_connote))
+        .map(|d| d.answer)
+        .unwrap_or_default();
+    let mixed_ok = serde_json::from_str::<Value>(&mixed_answer).is_ok_and(|a| {
+        a["queued"] == mixed.len() - 1 && a["ignored_reasons"]["no_packing_slip"] == 1
+    });
     bar.finish_with_message("ticketed: GoSweetSpot posted a signed webhook for each consignment");
+    println!(
+        "mixed delivery      {} manual ticket (PackingSlipNo \"\") and {} of ours in one post → {mixed_answer}",
+        1,
+        mixed.len() - 1
+    );
 
     // 3. The write-backs.
     let bar = spinner("writing back to CIN7…");
@@ -354,7 +391,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
     bar.finish();
 
     // 4. The journeys.
-    let mut all_ok = true;
+    let mut all_ok = mixed_ok;
     let mut rows = Vec::new();
     for (seed, _) in &seeds {
         let record = runtime.store.get_order("demo", seed.id).await?;
@@ -364,6 +401,21 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
         let freight = Decimal::from_str(&order["freightTotal"].to_string())
             .map(|d| format!("{d:.2}"))
             .unwrap_or_default();
+        // Where GoSweetSpot has the order: an Australian town in suburb and its state's
+        // abbreviation in city; a New Zealand suburb from the second address line.
+        let published = record
+            .as_ref()
+            .and_then(|r| r.packing_slip.as_deref())
+            .and_then(|slip| gss.order(slip));
+        let place = published
+            .as_ref()
+            .map(|o| format!("{} / {}", o.suburb, o.city))
+            .unwrap_or_default();
+        let place_ok = match (seed.skipped, seed.id) {
+            (Some(_), _) => published.is_none(),
+            (None, 13) => place == "Sydney / NSW",
+            (None, _) => place == "Grey Lynn / Auckland",
+        };
         let (decision, ok) = match (&record, seed.skipped) {
             (Some(r), Some(reason)) => (
                 format!("skipped: {}", r.reason),
@@ -389,12 +441,14 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
                 let got = Decimal::from_str(&freight).unwrap_or_default();
                 let ok = r.state == OrderState::Dispatched
                     && stage == "Dispatched"
+                    && order["logisticsCarrier"] == "Post Haste Couriers"
                     && r.consignments.len() == seed.tickets.len()
                     && got == want;
                 (format!("published → {}", r.state), ok)
             }
             (None, _) => ("not seen".into(), false),
         };
+        let ok = ok && place_ok;
         all_ok &= ok;
         rows.push(vec![
             seed.reference.clone(),
@@ -403,6 +457,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
                 .as_ref()
                 .and_then(|r| r.packing_slip.clone())
                 .unwrap_or_default(),
+            place,
             record
                 .as_ref()
                 .map(|r| {
@@ -430,6 +485,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
                 "reference",
                 "decision",
                 "GSS packing slip",
+                "GSS suburb / city",
                 "consignment(s)",
                 "CIN7 stage",
                 "tracking",

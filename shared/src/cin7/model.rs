@@ -208,8 +208,10 @@ pub enum StockControl {
     Other(String),
 }
 
-/// `taxStatus` of an order. Names are confirmed; integers are inferred from the C# client's enum
-/// order (Incl = 0, Excl = 1, Exempt = 2).
+/// `taxStatus` of an order. Names are confirmed (official samples render enums as names).
+/// Integer codes are not: the C# client's enum order suggests Incl = 0, Excl = 1, Exempt = 2,
+/// and another third-party source gives Incl = 1, Excl = 2, Exempt = 3 — so an integer is kept
+/// as `Other` and never guessed (the write-back notes and logs it).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum TaxStatus {
     Incl,
@@ -308,7 +310,7 @@ impl<'de> Deserialize<'de> for TaxStatus {
         lenient_enum(
             d,
             &[("incl", Incl), ("excl", Excl), ("exempt", Exempt)],
-            &[(0, Incl), (1, Excl), (2, Exempt)],
+            &[],
             Unknown,
             Other,
         )
@@ -559,6 +561,15 @@ mod tests {
             (json!(null), OrderStatus::Unknown),
             (json!("Pending"), OrderStatus::Other("Pending".into())),
         ];
+        // Integer tax codes are documented nowhere and contradicted between sources.
+        for (v, want) in [
+            (json!(1), TaxStatus::Other("1".into())),
+            (json!("2"), TaxStatus::Other("2".into())),
+            (json!("EXCL"), TaxStatus::Excl),
+        ] {
+            let o: SalesOrder = serde_json::from_value(json!({"id": 1, "taxStatus": v})).unwrap();
+            assert_eq!(o.tax_status, want);
+        }
         for (v, want) in statuses {
             let o: SalesOrder = serde_json::from_value(json!({"id": 1, "status": v})).unwrap();
             assert_eq!(o.status, want);

@@ -348,6 +348,21 @@ pub fn plan_order(
                 )),
             }
         }
+        if any
+            && !matches!(
+                order.tax_status,
+                TaxStatus::Incl | TaxStatus::Excl | TaxStatus::Exempt
+            )
+        {
+            let status = match &order.tax_status {
+                TaxStatus::Other(code) => format!("taxStatus {code:?}"),
+                _ => "no taxStatus".to_string(),
+            };
+            tracing::warn!(cin7_id = order.id, %status, "CIN7 order's tax status is not a known name: freight written without tax");
+            notes.push(format!(
+                "{status} is not Incl, Excl or Exempt: freight written as GoSweetSpot's figure, without tax"
+            ));
+        }
         if any {
             let ours_before = with_order_tax(earlier, order);
             let target = with_order_tax(earlier + this_batch, order);
@@ -598,6 +613,26 @@ mod tests {
         assert_eq!(
             plan.update.unwrap().logistics_carrier.as_deref(),
             Some("PostHaste NZ")
+        );
+    }
+
+    #[test]
+    fn an_unknown_tax_status_is_said_and_adds_no_tax() {
+        let s = settings(json!({"freight": "cost"}));
+        let plan = plan_order(
+            &order(TaxStatus::Other("1".into())),
+            None,
+            &[consignment("C1", dec!(8.50), None)],
+            &s,
+            now(),
+        );
+        assert_eq!(plan.update.unwrap().freight_total, Some(dec!(8.50)));
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.contains("taxStatus \"1\" is not Incl")),
+            "{:?}",
+            plan.notes
         );
     }
 
