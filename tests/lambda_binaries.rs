@@ -16,7 +16,6 @@ use integration_tests::*;
 use sandbox::{Cin7Sandbox, GssSandbox, Ticket};
 use serde_json::{Value, json};
 use shared::queue::JobSource;
-use shared::secrets::SecretString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -68,19 +67,7 @@ impl AwsWorld {
         let secrets = shared::aws_config::secrets_manager(&sdk, Duration::from_secs(1));
         let prefix = unique_name("cin7-gss");
         let webhook_secret = "e2e-webhook-secret";
-        for (name, value) in [
-            ("cin7", CIN7_KEY),
-            ("gss", GSS_KEY),
-            ("webhook", webhook_secret),
-        ] {
-            secrets
-                .put(
-                    &format!("{prefix}/{name}"),
-                    &SecretString::from(value.to_string()),
-                )
-                .await
-                .unwrap();
-        }
+        put_sandbox_secrets(&secrets, &prefix, webhook_secret).await;
         let cin7 = Cin7Sandbox::start(CIN7_USER, CIN7_KEY).await.unwrap();
         let gss = GssSandbox::start(GSS_SITE, GSS_KEY).await.unwrap();
         let mut settings = sandbox_settings("acme", &cin7, &gss);

@@ -619,6 +619,22 @@ async fn write_back(
         .unwrap()
 }
 
+/// A rig whose write-back dispatches ("send ticket number"), shared between tasks, and the
+/// embedded queue the webhook queues on (in a directory kept while it is held).
+fn dispatching(
+    mut rig: PullRig,
+) -> (
+    Arc<PullRig>,
+    shared::queue::embedded::EmbeddedQueue,
+    tempfile::TempDir,
+) {
+    rig.settings.write_back.send_ticket_number = true;
+    let dir = tempfile::tempdir().unwrap();
+    let queue =
+        shared::queue::embedded::EmbeddedQueue::open(&dir.path().join("q.sqlite3"), 5).unwrap();
+    (Arc::new(rig), queue, dir)
+}
+
 fn assert_history_in_time_order(record: &shared::store::OrderRecord) {
     let times: Vec<_> = record.history.iter().map(|t| t.at).collect();
     let mut sorted = times.clone();
@@ -634,12 +650,7 @@ fn assert_history_in_time_order(record: &shared::store::OrderRecord) {
 /// is not yet `dispatched`: a pull then must neither DELETE the order from GoSweetSpot nor call
 /// it conflicting. It did both, deciding from the record's state alone.
 async fn a_pull_during_a_write_back_in_flight_leaves_the_order_alone(rig: PullRig) {
-    let mut rig = rig;
-    rig.settings.write_back.send_ticket_number = true;
-    let rig = Arc::new(rig);
-    let dir = tempfile::tempdir().unwrap();
-    let queue =
-        shared::queue::embedded::EmbeddedQueue::open(&dir.path().join("q.sqlite3"), 5).unwrap();
+    let (rig, queue, _dir) = dispatching(rig);
     seed(&rig, 1, 1);
     assert_eq!(rig.pull(&opts()).await.published, 1);
     let shipment = rig.gss.create_ticket("SO-1", Ticket::default()).unwrap();
@@ -703,12 +714,7 @@ async fn a_pull_during_a_write_back_in_flight_leaves_the_order_alone_on_dynamodb
 /// ever deleted from GoSweetSpot, every order is dispatched once, and every history is in
 /// time order.
 async fn pulls_back_to_back_during_a_webhook_wave(rig: PullRig) {
-    let mut rig = rig;
-    rig.settings.write_back.send_ticket_number = true;
-    let rig = Arc::new(rig);
-    let dir = tempfile::tempdir().unwrap();
-    let queue =
-        shared::queue::embedded::EmbeddedQueue::open(&dir.path().join("q.sqlite3"), 5).unwrap();
+    let (rig, queue, _dir) = dispatching(rig);
     let n = 40;
     seed(&rig, n, 1);
     assert_eq!(rig.pull(&opts()).await.published, n as usize);

@@ -26,7 +26,6 @@ use integration_tests::runtime_stub::{FunctionProcess, Outcome, RuntimeStub, sta
 use integration_tests::{CIN7_KEY, CIN7_USER, GSS_KEY, GSS_SITE, order, sandbox_settings};
 use sandbox::{Cin7Sandbox, GssSandbox, Ticket};
 use serde_json::{Value, json};
-use shared::secrets::SecretString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -138,19 +137,7 @@ impl World {
         .expect("queue created");
         let secrets = shared::aws_config::secrets_manager(&sdk, Duration::from_secs(1));
         let secret_prefix = integration_tests::unique_name("cin7-gss-bench");
-        for (name, value) in [
-            ("cin7", CIN7_KEY),
-            ("gss", GSS_KEY),
-            ("webhook", WEBHOOK_SECRET),
-        ] {
-            secrets
-                .put(
-                    &format!("{secret_prefix}/{name}"),
-                    &SecretString::from(value.to_string()),
-                )
-                .await
-                .expect("secret stored");
-        }
+        integration_tests::put_sandbox_secrets(&secrets, &secret_prefix, WEBHOOK_SECRET).await;
         let cin7 = Cin7Sandbox::start(CIN7_USER, CIN7_KEY)
             .await
             .expect("cin7 sandbox");

@@ -494,3 +494,25 @@ pub fn webhook_event(integration: &str, body: &str, signature: &str) -> Value {
         "isBase64Encoded": false
     })
 }
+
+/// Stores the sandboxes' keys and `webhook_secret` in Secrets Manager as `<prefix>/cin7`,
+/// `<prefix>/gss` and `<prefix>/webhook`.
+pub async fn put_sandbox_secrets(
+    secrets: &shared::secrets::aws::SecretsManagerSource,
+    prefix: &str,
+    webhook_secret: &str,
+) {
+    for (name, value) in [
+        ("cin7", CIN7_KEY),
+        ("gss", GSS_KEY),
+        ("webhook", webhook_secret),
+    ] {
+        secrets
+            .put(
+                &format!("{prefix}/{name}"),
+                &SecretString::from(value.to_string()),
+            )
+            .await
+            .expect("secret stored");
+    }
+}
