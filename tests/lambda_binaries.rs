@@ -96,6 +96,7 @@ impl AwsWorld {
     fn pull_env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("TABLE_NAME", self.table.clone()),
+            ("WRITE_BACK_QUEUE_URL", self.queue_url.clone()),
             ("PULL_CONCURRENCY", "4".into()),
             ("PULL_MARGIN_SECONDS", "20".into()),
             ("SECRETS_CACHE_SECONDS", "300".into()),

@@ -238,7 +238,12 @@ async fn call_budget_for_new_and_idle_polls() {
         "250 + 250 + 100"
     );
     assert_eq!(rig.gss_client.calls().get(gss_ops::PUT_ORDERS), 12);
-    assert_eq!(rig.gss_client.calls().total(), 12);
+    assert_eq!(
+        rig.gss_client.calls().get(gss_ops::GET_SHIPMENTS),
+        1,
+        "the reconcile: one window"
+    );
+    assert_eq!(rig.gss_client.calls().total(), 13);
     let listed: Vec<String> = rig
         .cin7
         .harness()
@@ -253,11 +258,13 @@ async fn call_budget_for_new_and_idle_polls() {
         "{listed:?}"
     );
 
-    // Nothing changed: one CIN7 call (the cursor's page), no GoSweetSpot call.
+    // Nothing changed: one CIN7 call (the cursor's page), and one GoSweetSpot call (the idle
+    // reconcile's window).
     let summary = rig.pull(&opts()).await;
     assert_eq!(summary.published + summary.updated, 0);
     assert_eq!(rig.cin7_client.calls().get(cin7_ops::LIST), 4);
-    assert_eq!(rig.gss_client.calls().total(), 12);
+    assert_eq!(rig.gss_client.calls().get(gss_ops::PUT_ORDERS), 12);
+    assert_eq!(rig.gss_client.calls().total(), 14);
     assert_eq!(
         rig.store.calls_today("acme").await.unwrap(),
         4,
@@ -329,6 +336,15 @@ async fn edits_voids_and_tickets_after_publishing() {
         (1, 1, 1),
         "{summary:?}"
     );
+    // No webhook came for SO-3's ticket: the reconcile at the end of the pull queued it.
+    assert_eq!(summary.reconciled, 1, "{summary:?}");
+    let jobs = rig.take_jobs().await;
+    assert_eq!(
+        jobs.iter()
+            .map(|j| j.packing_slip.as_str())
+            .collect::<Vec<_>>(),
+        ["SO-3"]
+    );
     assert_eq!(
         rig.gss.order("SO-1").unwrap().delvinstructions,
         "Ring the bell"
@@ -354,9 +370,15 @@ async fn edits_voids_and_tickets_after_publishing() {
         [
             (OrderState::Published, "republished"),
             (OrderState::Deleted, "void"),
-            (OrderState::Conflict, "already_processed")
+            (OrderState::Conflict, "ticketed")
         ]
     );
+    let reasons: Vec<&str> = records[2]
+        .history
+        .iter()
+        .map(|t| t.reason.as_str())
+        .collect();
+    assert_eq!(reasons, ["published", "already_processed", "ticketed"]);
     let history: Vec<&str> = records[1]
         .history
         .iter()
@@ -365,10 +387,12 @@ async fn edits_voids_and_tickets_after_publishing() {
     assert_eq!(history, ["published", "void"]);
     assert_eq!(rig.publish_counts()["SO-1"], 2, "re-published once");
 
-    // Another pull changes nothing more.
+    // Another pull changes nothing more: its idle reconcile is its one GoSweetSpot call.
     let calls = rig.gss_client.calls().total();
-    rig.pull(&opts()).await;
-    assert_eq!(rig.gss_client.calls().total(), calls);
+    let again = rig.pull(&opts()).await;
+    assert_eq!(rig.gss_client.calls().total(), calls + 1);
+    assert_eq!(again.reconciled, 0);
+    assert!(rig.take_jobs().await.is_empty());
 }
 
 #[tokio::test]
@@ -528,6 +552,8 @@ async fn orders_modified_while_the_pull_pages_are_not_skipped() {
             store: &rig.store,
             cin7: &source,
             gss: &rig.gss_client,
+            feed: &rig.gss_client,
+            queue: &rig.queue,
             now: Utc::now(),
             calls: &calls,
         },
@@ -546,19 +572,16 @@ async fn orders_modified_while_the_pull_pages_are_not_skipped() {
     assert_eq!(rig.cin7_client.calls().get(cin7_ops::LIST), 3);
 }
 
-/// A write-back job for a ticketed shipment, queued as the webhook queues it (through the real
-/// use-case, which notes the consignment on the order first).
-async fn webhook_queues(
-    rig: &PullRig,
-    queue: &shared::queue::embedded::EmbeddedQueue,
-    shipments: &[shared::gss::model::Shipment],
-) {
+/// Write-back jobs for ticketed shipments, queued on the rig's queue as the webhook queues them
+/// (through the real use-case, which notes each consignment on its order first); those the
+/// reconcile of a pull running meanwhile queued first are duplicates.
+async fn webhook_queues(rig: &PullRig, shipments: &[shared::gss::model::Shipment]) {
     let body = serde_json::to_vec(shipments).unwrap();
     let delivery = shared::webhook::parse_delivery(&body).unwrap();
     let summary = shared::webhook::accept_delivery(
-        shared::webhook::AcceptDeps {
+        shared::sightings::SightingDeps {
             store: &rig.store,
-            queue,
+            queue: &rig.queue,
             now: Utc::now(),
         },
         "acme",
@@ -567,72 +590,13 @@ async fn webhook_queues(
     )
     .await
     .unwrap();
-    assert_eq!(summary.queued, shipments.len());
+    assert_eq!(summary.queued + summary.duplicates, shipments.len());
 }
 
-/// Takes every queued job off the embedded queue.
-async fn take_jobs(
-    queue: &shared::queue::embedded::EmbeddedQueue,
-) -> Vec<shared::jobs::WriteBackJob> {
-    use shared::queue::JobSource;
-    let mut jobs = Vec::new();
-    loop {
-        let batch = queue.receive(100, Duration::from_secs(3600)).await.unwrap();
-        if batch.is_empty() {
-            return jobs;
-        }
-        for m in batch {
-            queue.ack(&m.receipt).await.unwrap();
-            jobs.push(shared::jobs::WriteBackJob::from_body(&m.body).unwrap());
-        }
-    }
-}
-
-struct NoShopify;
-
-#[async_trait::async_trait]
-impl shared::writeback::run::ShopifyTrigger for NoShopify {
-    async fn trigger(&self, _: &str) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-/// Writes back `jobs` with the rig's clients.
-async fn write_back(
-    rig: &PullRig,
-    jobs: &[shared::jobs::WriteBackJob],
-) -> Vec<shared::writeback::run::JobOutcome> {
-    let pacing = unlimited();
-    let deps = shared::writeback::run::WriteBackDeps {
-        store: &rig.store,
-        gss: &rig.gss_client,
-        cin7: &rig.cin7_client,
-        shopify: &NoShopify,
-        shopify_template: "",
-        cin7_pacing: pacing.as_ref(),
-        owner: "worker",
-        claim_hold: Duration::from_secs(120),
-        now: Utc::now(),
-    };
-    shared::writeback::run::run_batch(&deps, &rig.settings, jobs)
-        .await
-        .unwrap()
-}
-
-/// A rig whose write-back dispatches ("send ticket number"), shared between tasks, and the
-/// embedded queue the webhook queues on (in a directory kept while it is held).
-fn dispatching(
-    mut rig: PullRig,
-) -> (
-    Arc<PullRig>,
-    shared::queue::embedded::EmbeddedQueue,
-    tempfile::TempDir,
-) {
+/// A rig whose write-back dispatches ("send ticket number"), shared between tasks.
+fn dispatching(mut rig: PullRig) -> Arc<PullRig> {
     rig.settings.write_back.send_ticket_number = true;
-    let dir = tempfile::tempdir().unwrap();
-    let queue =
-        shared::queue::embedded::EmbeddedQueue::open(&dir.path().join("q.sqlite3"), 5).unwrap();
-    (Arc::new(rig), queue, dir)
+    Arc::new(rig)
 }
 
 fn assert_history_in_time_order(record: &shared::store::OrderRecord) {
@@ -650,12 +614,12 @@ fn assert_history_in_time_order(record: &shared::store::OrderRecord) {
 /// is not yet `dispatched`: a pull then must neither DELETE the order from GoSweetSpot nor call
 /// it conflicting. It did both, deciding from the record's state alone.
 async fn a_pull_during_a_write_back_in_flight_leaves_the_order_alone(rig: PullRig) {
-    let (rig, queue, _dir) = dispatching(rig);
+    let rig = dispatching(rig);
     seed(&rig, 1, 1);
     assert_eq!(rig.pull(&opts()).await.published, 1);
     let shipment = rig.gss.create_ticket("SO-1", Ticket::default()).unwrap();
-    webhook_queues(&rig, &queue, &[shipment]).await;
-    let jobs = take_jobs(&queue).await;
+    webhook_queues(&rig, &[shipment]).await;
+    let jobs = rig.take_jobs().await;
     // CIN7 commits the dispatch, then answers only after a long pause.
     rig.cin7.harness().inject(
         Matcher::route(sandbox::Method::PUT, "/api/v1/SalesOrders"),
@@ -664,7 +628,7 @@ async fn a_pull_during_a_write_back_in_flight_leaves_the_order_alone(rig: PullRi
     );
     let in_flight = {
         let rig = rig.clone();
-        tokio::spawn(async move { write_back(&rig, &jobs).await })
+        tokio::spawn(async move { rig.write_back(&jobs).await })
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while rig.cin7.order(1).unwrap()["dispatchedDate"].is_null() {
@@ -714,7 +678,7 @@ async fn a_pull_during_a_write_back_in_flight_leaves_the_order_alone_on_dynamodb
 /// ever deleted from GoSweetSpot, every order is dispatched once, and every history is in
 /// time order.
 async fn pulls_back_to_back_during_a_webhook_wave(rig: PullRig) {
-    let (rig, queue, _dir) = dispatching(rig);
+    let rig = dispatching(rig);
     let n = 40;
     seed(&rig, n, 1);
     assert_eq!(rig.pull(&opts()).await.published, n as usize);
@@ -741,9 +705,9 @@ async fn pulls_back_to_back_during_a_webhook_wave(rig: PullRig) {
     };
     // Deliveries of five shipments, each written back in batches as they are queued.
     for wave in shipments.chunks(5) {
-        webhook_queues(&rig, &queue, wave).await;
-        let jobs = take_jobs(&queue).await;
-        let outcomes = write_back(&rig, &jobs).await;
+        webhook_queues(&rig, wave).await;
+        let jobs = rig.take_jobs().await;
+        let outcomes = rig.write_back(&jobs).await;
         assert!(
             outcomes
                 .iter()
@@ -803,11 +767,12 @@ async fn one_order_refused_with_a_whole_batch_400_is_isolated_and_the_rest_publi
             "The request is invalid.; orders[0].packingslipno: The Email field is not a valid e-mail address."
         )
     );
-    // The cursor moved on: the next pull publishes nothing and calls GoSweetSpot not at all.
-    let calls = rig.gss_client.calls().total();
+    // The cursor moved on: the next pull publishes nothing; its one GoSweetSpot call is the
+    // reconcile's.
+    let calls = rig.gss_client.calls().get(gss_ops::PUT_ORDERS);
     let again = rig.pull(&opts()).await;
     assert_eq!((again.published, again.failed), (0, 0), "{again:?}");
-    assert_eq!(rig.gss_client.calls().total(), calls);
+    assert_eq!(rig.gss_client.calls().get(gss_ops::PUT_ORDERS), calls);
     // Fixed in CIN7 (and accepted by GoSweetSpot now), it is published by the next pull.
     rig.gss.accept_batches_with("SO-17");
     rig.cin7

@@ -31,6 +31,7 @@ struct World {
     gss: GssSandbox,
     store: Store,
     clients: ClientCache,
+    queue: shared::queue::embedded::EmbeddedQueue,
 }
 
 async fn world(table: Arc<dyn Table>, pacing: Pacing) -> World {
@@ -60,11 +61,17 @@ async fn world(table: Arc<dyn Table>, pacing: Pacing) -> World {
         s.import.max_age_days = 5000;
         store.put_integration(&s).await.unwrap();
     }
+    let queue = shared::queue::embedded::EmbeddedQueue::open(
+        &tempfile::tempdir().unwrap().keep().join("q.sqlite3"),
+        5,
+    )
+    .unwrap();
     World {
         cin7,
         gss,
         store,
         clients,
+        queue,
     }
 }
 
@@ -78,7 +85,7 @@ async fn the_schedule_pulls_every_enabled_integration_and_isolates_failures() {
     .await;
     let request = parse_event(&fixture("order-pull-scheduled.json")).unwrap();
     assert_eq!(request, PullRequest::All);
-    let mut summaries = handle(request, &w.store, &w.clients, &config(), None)
+    let mut summaries = handle(request, &w.store, &w.clients, &w.queue, &config(), None)
         .await
         .unwrap();
     summaries.sort_by(|a, b| a.integration.cmp(&b.integration));
@@ -106,7 +113,7 @@ async fn sync_now_pulls_one_and_refuses_unknown_or_disabled() {
     )
     .await;
     let request = parse_event(&fixture("order-pull-sync-now.json")).unwrap();
-    let summaries = handle(request, &w.store, &w.clients, &config(), None)
+    let summaries = handle(request, &w.store, &w.clients, &w.queue, &config(), None)
         .await
         .unwrap();
     assert_eq!(summaries.len(), 1);
@@ -115,6 +122,7 @@ async fn sync_now_pulls_one_and_refuses_unknown_or_disabled() {
         PullRequest::One("nope".into()),
         &w.store,
         &w.clients,
+        &w.queue,
         &config(),
         None,
     )
@@ -125,6 +133,7 @@ async fn sync_now_pulls_one_and_refuses_unknown_or_disabled() {
         PullRequest::One("carl".into()),
         &w.store,
         &w.clients,
+        &w.queue,
         &config(),
         None,
     )
@@ -141,6 +150,7 @@ async fn a_pull_on_dynamodb_with_the_shared_rate_window() {
         PullRequest::One("acme".into()),
         &w.store,
         &w.clients,
+        &w.queue,
         &config(),
         None,
     )
@@ -160,11 +170,12 @@ async fn a_pull_on_dynamodb_with_the_shared_rate_window() {
             .len(),
         30
     );
-    // Idle poll: one CIN7 call, no GoSweetSpot call.
+    // Idle poll: one CIN7 call, and the idle reconcile's one GoSweetSpot call.
     let again = handle(
         PullRequest::One("acme".into()),
         &w.store,
         &w.clients,
+        &w.queue,
         &config(),
         None,
     )
@@ -172,7 +183,7 @@ async fn a_pull_on_dynamodb_with_the_shared_rate_window() {
     .unwrap();
     assert_eq!(
         (again[0].cin7_calls, again[0].gss_calls),
-        (1, 0),
+        (1, 1),
         "{again:?}"
     );
     assert_eq!(w.store.calls_today("acme").await.unwrap(), 2);

@@ -95,6 +95,9 @@ struct Faults {
     /// The store on DynamoDB (moto) behind a proxy that drops every connection for this long
     /// in the middle of the write-backs.
     dynamodb_outage: Option<Duration>,
+    /// The share of consignments whose webhooks GoSweetSpot never sends (every event, every
+    /// retry): only the reconcile of the next pull can bring them.
+    webhooks_lost: f64,
 }
 
 /// One row of the table.
@@ -433,6 +436,7 @@ async fn pull_until_done(w: &World, id: &str, deadline: Instant) {
             PullRequest::One(id.into()),
             &w.store,
             &w.clients,
+            w.queue.sender(),
             &config,
             None,
         )
@@ -450,10 +454,11 @@ async fn deliver(
     w: &World,
     m: &Merchant,
     shipments: &[shared::gss::model::Shipment],
+    lost: f64,
     deadline: Instant,
 ) {
     let mut deliveries = Vec::new();
-    for s in shipments {
+    for s in shipments.iter().filter(|_| fastrand::f64() >= lost) {
         let mut picked = s.clone();
         picked.picked = Some("2026-11-27T10:00:00".into());
         let mut delivered = picked.clone();
@@ -642,6 +647,7 @@ async fn scenario(backend: Backend, name: &'static str, orders: usize, faults: F
             PullRequest::One(n.id.clone()),
             &w.store,
             &w.clients,
+            w.queue.sender(),
             &config,
             None,
         )
@@ -689,14 +695,14 @@ async fn scenario(backend: Backend, name: &'static str, orders: usize, faults: F
         }
     };
     let work = async {
-        deliver(&w, &m, &shipments, deadline).await;
+        deliver(&w, &m, &shipments, faults.webhooks_lost, deadline).await;
 
         if let Some(c) = &third {
             let mut s = Vec::new();
             for slip in c.gss.packing_slips() {
                 s.push(c.gss.ticket(&slip, Ticket::default()).await.unwrap());
             }
-            deliver(&w, c, &s, deadline).await;
+            deliver(&w, c, &s, 0.0, deadline).await;
         }
         drain(
             &w,
@@ -710,6 +716,11 @@ async fn scenario(backend: Backend, name: &'static str, orders: usize, faults: F
     // Faults off: what is left must complete (redelivery), or be dead-lettered with a reason.
     clear(&m);
     drain(&w, 1, false, deadline).await;
+    if faults.webhooks_lost > 0.0 {
+        // The next pull's reconcile queues what no webhook brought.
+        pull_until_done(&w, "acme", deadline).await;
+        drain(&w, 1, false, deadline).await;
+    }
 
     // The invariants, from the sandboxes' own records.
     let mut published: BTreeMap<String, usize> = BTreeMap::new();
@@ -791,6 +802,7 @@ fn describe(f: &Faults) -> String {
     pct("CIN7 timeouts", f.cin7_timeouts);
     pct("GSS 5xx", f.gss_5xx);
     pct("malformed bodies", f.malformed);
+    pct("webhooks lost", f.webhooks_lost);
     if let Some(d) = f.dynamodb_outage {
         parts.push(format!("DynamoDB away {} s", d.as_secs_f64()));
     }
@@ -852,6 +864,13 @@ fn print(rows: &[Row]) {
 
 fn scenarios() -> Vec<(&'static str, Faults)> {
     vec![
+        (
+            "webhooks_lost_30pct",
+            Faults {
+                webhooks_lost: 0.3,
+                ..Faults::default()
+            },
+        ),
         (
             "cin7_429_30pct",
             Faults {

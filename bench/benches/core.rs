@@ -95,6 +95,7 @@ fn workload(process: bool) {
             &[consignment(o)],
             &settings,
             chrono::Utc::now(),
+            &[],
         ));
     }
 }
@@ -225,6 +226,7 @@ fn main() {
                 &new,
                 &settings,
                 chrono::Utc::now(),
+                &[],
             )
         })
     });

@@ -173,6 +173,7 @@ impl World {
         ];
         match name {
             "order-pull" => {
+                env.push(("WRITE_BACK_QUEUE_URL", self.queue_url.clone()));
                 env.push(("PULL_CONCURRENCY", "4".into()));
                 env.push(("PULL_MARGIN_SECONDS", "1".into()));
             }

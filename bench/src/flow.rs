@@ -256,6 +256,8 @@ async fn pull(rig: &Rig) -> usize {
                     sink: &rig.gss_api,
                     share: &rig.pull_gss_share,
                 },
+                feed: &rig.gss_api,
+                queue: &rig.queue,
                 now: Utc::now(),
                 calls: &count,
             },

@@ -13,7 +13,7 @@ use shared::jobs::WriteBackJob;
 use shared::pull::decide::{Decision, decide};
 use shared::pull::handler::{PullConfig, PullRequest, handle};
 use shared::pull::run::OrderSource;
-use shared::queue::Outgoing;
+use shared::queue::{JobQueue, Outgoing};
 use shared::secrets::{ExposeSecret, SecretString};
 use shared::settings::IntegrationSettings;
 use shared::store::{OrderRecord, OrderState};
@@ -241,6 +241,7 @@ pub async fn sync_now(backend: &Backend, id: &str, out: &Output) -> anyhow::Resu
         PullRequest::One(id.into()),
         backend.store(),
         &clients,
+        backend.queue()?,
         &config,
         None,
     )
@@ -267,6 +268,15 @@ pub async fn sync_now(backend: &Backend, id: &str, out: &Output) -> anyhow::Resu
         );
         for (reason, n) in &s.skipped {
             println!("  skipped {reason}: {n}");
+        }
+        if s.reconciled > 0 {
+            println!(
+                "  reconciled: {} consignment(s) GoSweetSpot's webhook never brought were queued for write-back",
+                s.reconciled
+            );
+        }
+        if let Some(e) = &s.reconcile_error {
+            println!("  reconcile failed (the next pull retries it): {e}");
         }
         if let Some(e) = &s.error {
             println!("  error: {e}");
@@ -503,6 +513,78 @@ pub async fn explain(
     Ok(())
 }
 
+/// `reconcile ID [--since T] [--dry-run]`: one reconcile now, what it found and queued.
+pub async fn reconcile(
+    backend: &Backend,
+    id: &str,
+    since: Option<DateTime<Utc>>,
+    dry_run: bool,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let settings = integration(backend, id).await?;
+    // A dry run writes nothing, not even the shared rate window.
+    let pacing = if dry_run {
+        Pacing::InProcess
+    } else {
+        Pacing::Shared
+    };
+    let clients = ClientCache::new(backend.store().clone(), backend.secrets(), pacing);
+    let c = clients.get(&settings).await?;
+    let nowhere = NoQueue;
+    let queue: &dyn JobQueue = if dry_run { &nowhere } else { backend.queue()? };
+    let summary = shared::reconcile::reconcile(
+        shared::reconcile::ReconcileDeps {
+            store: backend.store(),
+            queue,
+            feed: &c.gss,
+            now: Utc::now(),
+        },
+        &settings,
+        shared::reconcile::ReconcileOptions { since, dry_run },
+    )
+    .await?;
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    println!(
+        "{id}: GoSweetSpot listed {} shipment(s) changed from {} to {}",
+        summary.shipments,
+        summary.from.format("%Y-%m-%d %H:%M:%S UTC"),
+        summary.to.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    let verb = if dry_run { "would queue" } else { "queued" };
+    println!(
+        "  {verb} {} write-back(s) no webhook brought{}",
+        summary.queued.len(),
+        if summary.queued.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", summary.queued.join(", "))
+        }
+    );
+    println!("  already queued: {}", summary.duplicates);
+    for (reason, n) in &summary.ignored_reasons {
+        println!("  ignored {reason}: {n}");
+    }
+    if dry_run {
+        println!("dry run: nothing was queued, marked or moved");
+    }
+    Ok(())
+}
+
+/// The queue of a dry run: never sent to.
+struct NoQueue;
+
+#[async_trait::async_trait]
+impl JobQueue for NoQueue {
+    async fn send(&self, _: &[Outgoing]) -> Result<(), shared::queue::QueueError> {
+        Err(shared::queue::QueueError::Unavailable(
+            "a dry run queues nothing".into(),
+        ))
+    }
+}
+
 /// `replay ID CONNOTE`: queue a consignment's write-back again (after fixing what failed).
 pub async fn replay(
     backend: &Backend,
@@ -511,10 +593,9 @@ pub async fn replay(
     out: &Output,
 ) -> anyhow::Result<()> {
     let store = backend.store();
-    let seen = store
-        .consignment(id, connote)
-        .await?
-        .with_context(|| format!("the webhook never queued consignment {connote} for {id}"))?;
+    let seen = store.consignment(id, connote).await?.with_context(|| {
+        format!("neither the webhook nor a reconcile queued consignment {connote} for {id}")
+    })?;
     let seen: serde_json::Value = serde_json::from_str(&seen)?;
     let (Some(slip), Some(cin7_id)) = (seen["packing_slip"].as_str(), seen["cin7_id"].as_i64())
     else {

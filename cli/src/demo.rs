@@ -52,6 +52,9 @@ const RATE_CARD: &str = "Post Haste - AKL - 2011";
 /// The orders whose tickets go out in one delivery with a manual ticket.
 const MIXED_DELIVERY: [i64; 2] = [1, 2];
 
+/// The order whose webhook GoSweetSpot never sends: the next pull's reconcile brings it.
+const WEBHOOK_LOST: i64 = 15;
+
 /// One seeded order and what the seed's rules predict for it.
 struct Seed {
     id: i64,
@@ -332,6 +335,8 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
             };
             if MIXED_DELIVERY.contains(&seed.id) {
                 mixed.push(gss.create_ticket(&slip, ticket)?);
+            } else if seed.id == WEBHOOK_LOST {
+                gss.create_ticket(&slip, ticket)?;
             } else {
                 gss.ticket(&slip, ticket).await?;
             }
@@ -355,6 +360,17 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
         1,
         mixed.len() - 1
     );
+
+    // 2b. One webhook never came: the next pull's reconcile finds that consignment.
+    let reconciled: usize = runtime.pull_now().await?.iter().map(|s| s.reconciled).sum();
+    let lost_ref = seeds
+        .iter()
+        .find(|(s, _)| s.id == WEBHOOK_LOST)
+        .map_or("", |(s, _)| s.reference.as_str());
+    println!(
+        "webhook lost        {lost_ref}'s ticket was never posted; the next pull's reconcile queued {reconciled} write-back(s)"
+    );
+    let mixed_ok = mixed_ok && reconciled == 1;
 
     // 3. The write-backs.
     let bar = spinner("writing back to CIN7…");
@@ -439,7 +455,17 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
                 }
                 .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
                 let got = Decimal::from_str(&freight).unwrap_or_default();
-                let ok = r.state == OrderState::Dispatched
+                let brought_by = if seed.id == WEBHOOK_LOST {
+                    "(by reconcile)"
+                } else {
+                    "(by webhook)"
+                };
+                let path_ok = r.history.iter().any(|t| {
+                    t.reason == "ticketed"
+                        && t.detail.as_deref().is_some_and(|d| d.ends_with(brought_by))
+                });
+                let ok = path_ok
+                    && r.state == OrderState::Dispatched
                     && stage == "Dispatched"
                     && order["logisticsCarrier"] == "Post Haste Couriers"
                     && r.consignments.len() == seed.tickets.len()

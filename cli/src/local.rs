@@ -94,6 +94,9 @@ impl LocalConfig {
 pub struct LocalRuntime {
     pub addr: SocketAddr,
     pub store: Store,
+    clients: Arc<ClientCache>,
+    queue: EmbeddedQueue,
+    owner: String,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -188,7 +191,13 @@ impl LocalRuntime {
             }
         }));
 
-        let (store_p, clients_p, mut stop_p) = (store.clone(), clients.clone(), stopped.clone());
+        let (store_p, clients_p, queue_p, mut stop_p) = (
+            store.clone(),
+            clients.clone(),
+            queue.clone(),
+            stopped.clone(),
+        );
+        let runtime_clients = clients.clone();
         let owner_p = owner.clone();
         let interval = Duration::from_secs(config.pull_interval_seconds.max(1));
         tasks.push(tokio::spawn(async move {
@@ -198,10 +207,19 @@ impl LocalRuntime {
                 owner: owner_p,
             };
             loop {
-                match pull(PullRequest::All, &store_p, &clients_p, &config, None).await {
+                match pull(
+                    PullRequest::All,
+                    &store_p,
+                    &clients_p,
+                    &queue_p,
+                    &config,
+                    None,
+                )
+                .await
+                {
                     Ok(summaries) => {
                         for s in summaries {
-                            tracing::info!(integration = %s.integration, outcome = ?s.outcome, published = s.published, "scheduled pull");
+                            tracing::info!(integration = %s.integration, outcome = ?s.outcome, published = s.published, reconciled = s.reconciled, "scheduled pull");
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "scheduled pull failed"),
@@ -219,7 +237,7 @@ impl LocalRuntime {
             shopify_template: config.shopify_trigger_url_template.clone(),
             claim_hold: Duration::from_secs(config.claim_hold_seconds.max(1)),
             max_receives: crate::backend::LOCAL_MAX_RECEIVES,
-            owner,
+            owner: owner.clone(),
         };
         let visibility = Duration::from_secs(config.write_back_retry_seconds.max(1));
         let (store_w, queue_w, mut stop_w) = (store.clone(), queue.clone(), stopped.clone());
@@ -254,9 +272,31 @@ impl LocalRuntime {
         Ok(Self {
             addr,
             store,
+            clients: runtime_clients,
+            queue,
+            owner,
             stop,
             tasks,
         })
+    }
+
+    /// Runs one pull of every enabled integration now, beside the scheduler's (the lease keeps
+    /// them single-flight), with its reconcile.
+    pub async fn pull_now(&self) -> anyhow::Result<Vec<shared::pull::PullSummary>> {
+        let config = PullConfig {
+            concurrency: 2,
+            margin: Duration::from_secs(5),
+            owner: self.owner.clone(),
+        };
+        Ok(pull(
+            PullRequest::All,
+            &self.store,
+            &self.clients,
+            &self.queue,
+            &config,
+            None,
+        )
+        .await?)
     }
 
     /// The webhook URL of an integration.

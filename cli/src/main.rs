@@ -71,6 +71,20 @@ enum Command {
     ///
     /// Example: `cin7-gss replay acme-nz SSPOT018667`
     Replay { id: String, connote: String },
+    /// Queue the write-back of every consignment GoSweetSpot changed since the last reconcile
+    /// (or `--since`) that no webhook brought: a backfill after an outage. Every pull ends
+    /// with one; this runs one now.
+    ///
+    /// Example: `cin7-gss reconcile acme-nz --since 2026-11-28T00:00:00Z --dry-run`
+    Reconcile {
+        id: String,
+        /// Start here instead of at the last reconcile (RFC 3339).
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Show what would be queued; queue nothing, move no cursor.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// The write-back dead-letter queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -158,6 +172,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Explain { id, reference } => commands::explain(b, &id, &reference, &out).await?,
         Command::Replay { id, connote } => commands::replay(b, &id, &connote, &out).await?,
+        Command::Reconcile { id, since, dry_run } => {
+            commands::reconcile(b, &id, since, dry_run, &out).await?
+        }
         Command::Dlq(DlqCommand::List) => commands::dlq_list(b, &out).await?,
         Command::Dlq(DlqCommand::Redrive) => commands::dlq_redrive(b, &out).await?,
         Command::Serve { .. } | Command::Demo { .. } => {}

@@ -246,6 +246,53 @@ async fn dry_run_changes_nothing_and_explain_shows_the_history() {
     .await;
     let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.len(), 4);
+
+    // A ticket whose webhook never came: `reconcile --dry-run` shows it and changes nothing;
+    // `reconcile` queues it, and `explain` says the reconcile brought it.
+    let shipment = gss
+        .create_ticket("CLI-1", sandbox::Ticket::default())
+        .unwrap();
+    let connote = shipment.consignment_no.unwrap();
+    let since = "--since=2026-01-01T00:00:00Z".to_string();
+    let before_store = std::fs::read(&store).unwrap();
+    let out = run(vec![
+        "reconcile".into(),
+        "acme".into(),
+        since.clone(),
+        "--dry-run".into(),
+    ])
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!(
+            "would queue 1 write-back(s) no webhook brought: {connote}"
+        )),
+        "{text}"
+    );
+    assert!(
+        std::fs::read(&store).unwrap() == before_store,
+        "a dry run writes nothing"
+    );
+    let out = run(vec![
+        "--json".into(),
+        "reconcile".into(),
+        "acme".into(),
+        since,
+    ])
+    .await;
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["queued"], json!([connote]));
+    let out = run(vec!["explain".into(), "acme".into(), "CLI-1".into()]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ticketed") && text.contains("by reconcile"),
+        "{text}"
+    );
 }
 
 /// A `serve` configuration for one integration on the sandboxes: its path and the store's.

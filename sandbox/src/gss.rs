@@ -8,11 +8,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Value, json};
 use shared::gss::model::{CustomerOrder, Shipment, ShipmentItem, limits, parse};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// How the sandbox posts webhooks.
@@ -68,6 +68,14 @@ struct State_ {
     access_key: String,
     orders: Mutex<BTreeMap<String, OrderEntry>>,
     shipments: Mutex<BTreeMap<String, Shipment>>,
+    /// When each consignment last changed (created, picked, delivered, deleted), for the
+    /// `lastupdateminutc`/`lastupdatemaxutc` filter.
+    updated: Mutex<BTreeMap<String, DateTime<Utc>>>,
+    /// Tickets the dispatcher deleted (a relabel).
+    deleted: Mutex<BTreeSet<String>>,
+    /// Whether `GET /api/shipments` still lists deleted tickets (with `Status: "Deleted"`)
+    /// rather than leaving them out; GoSweetSpot does not document which.
+    list_deleted: Mutex<bool>,
     next_connote: Mutex<u64>,
     /// Percent markup per cost centre name, for `Charge_MarkedUpLineTotal`.
     markups: Mutex<BTreeMap<String, Decimal>>,
@@ -111,6 +119,9 @@ impl GssSandbox {
             access_key: access_key.to_string(),
             orders: Mutex::default(),
             shipments: Mutex::default(),
+            updated: Mutex::default(),
+            deleted: Mutex::default(),
+            list_deleted: Mutex::default(),
             next_connote: Mutex::new(18667),
             markups: Mutex::default(),
             webhook: Mutex::default(),
@@ -194,6 +205,30 @@ impl GssSandbox {
         lock(&self.state.poison).insert(packing_slip.to_string(), message.to_string());
     }
 
+    /// Whether `GET /api/shipments` lists deleted tickets with `Status: "Deleted"` (`true`) or
+    /// leaves them out (`false`, the default).
+    pub fn set_list_deleted(&self, list: bool) {
+        *lock(&self.state.list_deleted) = list;
+    }
+
+    /// Deletes a ticket as a dispatcher does before reprinting with other parcels: the
+    /// consignment stands no more, and its order may be ticketed again.
+    pub fn delete_ticket(&self, connote: &str) -> Result<(), SandboxError> {
+        if !lock(&self.state.shipments).contains_key(connote) {
+            return Err(SandboxError::UnknownConsignment(connote.to_string()));
+        }
+        lock(&self.state.deleted).insert(connote.to_string());
+        lock(&self.state.updated).insert(connote.to_string(), Utc::now());
+        for entry in lock(&self.state.orders).values_mut() {
+            entry.connotes.retain(|c| c != connote);
+        }
+        Ok(())
+    }
+
+    fn touch(&self, connote: &str) {
+        lock(&self.state.updated).insert(connote.to_string(), Utc::now());
+    }
+
     /// Stops refusing batches that carry `packing_slip` (see [`Self::reject_batches_with`]).
     pub fn accept_batches_with(&self, packing_slip: &str) {
         lock(&self.state.poison).remove(packing_slip);
@@ -233,6 +268,7 @@ impl GssSandbox {
             }],
             ..Shipment::default()
         };
+        self.touch(&connote);
         lock(&self.state.shipments).insert(connote, shipment.clone());
         shipment
     }
@@ -294,6 +330,7 @@ impl GssSandbox {
             };
             entry.processed = true;
             entry.connotes.push(connote.clone());
+            self.touch(&connote);
             lock(&self.state.shipments).insert(connote, shipment.clone());
             shipment
         };
@@ -331,6 +368,7 @@ impl GssSandbox {
             change(s);
             s.clone()
         };
+        self.touch(connote);
         self.post_webhook(std::slice::from_ref(&shipment)).await?;
         Ok(shipment)
     }
@@ -614,11 +652,42 @@ async fn get_shipments(
     if let Err(r) = authorise(&state, &headers) {
         return *r;
     }
-    let wanted = list_param(&params, "shipments");
+    let connotes = list_param(&params, "shipments");
+    let slips = list_param(&params, "ordernumbers");
+    // The date filters are ignored when shipments or order numbers are given (documented).
+    let window = |name: &str| {
+        param(&params, name).and_then(|t| shared::tolerant::parse_datetime(t).ok().flatten())
+    };
+    let (from, to) = if connotes.is_empty() && slips.is_empty() {
+        (window("lastupdateminutc"), window("lastupdatemaxutc"))
+    } else {
+        (None, None)
+    };
+    let updated = lock(&state.updated).clone();
+    let deleted = lock(&state.deleted).clone();
+    let list_deleted = *lock(&state.list_deleted);
     let items: Vec<Shipment> = lock(&state.shipments)
         .iter()
-        .filter(|(c, _)| wanted.is_empty() || wanted.contains(c))
-        .map(|(_, s)| s.clone())
+        .filter(|(c, _)| connotes.is_empty() || connotes.contains(c))
+        .filter(|(_, s)| {
+            slips.is_empty()
+                || s.packing_slip_no
+                    .as_ref()
+                    .is_some_and(|p| slips.contains(p))
+        })
+        .filter(|(c, _)| {
+            let at = updated.get(*c);
+            from.is_none_or(|f| at.is_some_and(|a| *a >= f))
+                && to.is_none_or(|t| at.is_some_and(|a| *a <= t))
+        })
+        .filter(|(c, _)| list_deleted || !deleted.contains(*c))
+        .map(|(c, s)| {
+            let mut s = s.clone();
+            if deleted.contains(c) {
+                s.status = Some("Deleted".into());
+            }
+            s
+        })
         .collect();
     Json(page_of(items, &params, 250)).into_response()
 }

@@ -139,7 +139,7 @@ pub fn sandbox_settings(
     .expect("valid settings")
 }
 
-/// A pull wired to sandboxes and a store.
+/// A pull wired to sandboxes and a store, with an embedded queue for its reconcile's jobs.
 pub struct PullRig {
     pub cin7: Cin7Sandbox,
     pub gss: GssSandbox,
@@ -147,6 +147,7 @@ pub struct PullRig {
     pub settings: shared::settings::IntegrationSettings,
     pub cin7_client: Cin7Client,
     pub gss_client: GssClient,
+    pub queue: shared::queue::embedded::EmbeddedQueue,
 }
 
 impl PullRig {
@@ -172,6 +173,14 @@ impl PullRig {
         let settings = sandbox_settings("acme", &cin7, &gss);
         let cin7_client = cin7_client(&cin7, CIN7_KEY, unlimited(), fast_retry(4));
         let gss_client = gss_client(&gss, GSS_KEY, unlimited(), fast_retry(4));
+        let queue = shared::queue::embedded::EmbeddedQueue::open(
+            &tempfile::tempdir()
+                .expect("tempdir")
+                .keep()
+                .join("queue.sqlite3"),
+            5,
+        )
+        .expect("queue");
         Self {
             cin7,
             gss,
@@ -179,6 +188,7 @@ impl PullRig {
             settings,
             cin7_client,
             gss_client,
+            queue,
         }
     }
 
@@ -195,6 +205,8 @@ impl PullRig {
                 store: &self.store,
                 cin7: &self.cin7_client,
                 gss: &self.gss_client,
+                feed: &self.gss_client,
+                queue: &self.queue,
                 now: Utc::now(),
                 calls: &calls,
             },
@@ -203,6 +215,48 @@ impl PullRig {
         )
         .await
         .expect("pull runs")
+    }
+
+    /// Takes every job off the rig's queue (what the reconcile, or a webhook, queued).
+    pub async fn take_jobs(&self) -> Vec<shared::jobs::WriteBackJob> {
+        use shared::queue::JobSource;
+        let mut jobs = Vec::new();
+        loop {
+            let batch = self
+                .queue
+                .receive(100, Duration::from_secs(3600))
+                .await
+                .expect("receive");
+            if batch.is_empty() {
+                return jobs;
+            }
+            for m in batch {
+                self.queue.ack(&m.receipt).await.expect("ack");
+                jobs.push(shared::jobs::WriteBackJob::from_body(&m.body).expect("a job"));
+            }
+        }
+    }
+
+    /// Writes back `jobs` with the rig's clients and settings (no Shopify trigger).
+    pub async fn write_back(
+        &self,
+        jobs: &[shared::jobs::WriteBackJob],
+    ) -> Vec<shared::writeback::run::JobOutcome> {
+        let pacing = unlimited();
+        let deps = shared::writeback::run::WriteBackDeps {
+            store: &self.store,
+            gss: &self.gss_client,
+            cin7: &self.cin7_client,
+            shopify: &NoShopify,
+            shopify_template: "",
+            cin7_pacing: pacing.as_ref(),
+            owner: "worker",
+            claim_hold: Duration::from_secs(120),
+            now: Utc::now(),
+        };
+        shared::writeback::run::run_batch(&deps, &self.settings, jobs)
+            .await
+            .expect("write-back runs")
     }
 
     /// How many times each packing slip was sent in a GoSweetSpot PUT.
@@ -218,6 +272,16 @@ impl PullRig {
             }
         }
         counts
+    }
+}
+
+/// A Shopify trigger that is never configured (its calls succeed, counted nowhere).
+pub struct NoShopify;
+
+#[async_trait::async_trait]
+impl shared::writeback::run::ShopifyTrigger for NoShopify {
+    async fn trigger(&self, _: &str) -> Result<(), String> {
+        Ok(())
     }
 }
 

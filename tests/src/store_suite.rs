@@ -153,6 +153,7 @@ pub async fn orders_round_trip_and_list_by_state(table: Arc<dyn Table>) {
         created_utc: Some(at),
         freight_added: Some(Decimal::new(935, 2)),
         tracking_written: true,
+        deleted: false,
     }];
     record.transition(OrderState::Dispatched, "dispatched", None, at);
     assert!(store.save_order("acme", &mut record).await.unwrap());

@@ -1,6 +1,6 @@
-//! `order-pull`: wires the DynamoDB store, Secrets Manager and the per-integration clients
-//! from a typed configuration read once at start-up, then hands each event to
-//! `shared::pull::handler`.
+//! `order-pull`: wires the DynamoDB store, Secrets Manager, the per-integration clients and the
+//! SQS write-back queue (the reconcile queues on it) from a typed configuration read once at
+//! start-up, then hands each event to `shared::pull::handler`.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde::Deserialize;
@@ -15,6 +15,7 @@ use std::time::Duration;
 #[derive(Deserialize)]
 struct Config {
     table_name: String,
+    write_back_queue_url: String,
     #[serde(default = "default_concurrency")]
     pull_concurrency: usize,
     #[serde(default = "default_margin")]
@@ -47,17 +48,18 @@ async fn main() -> Result<(), Error> {
         Duration::from_secs(config.secrets_cache_seconds),
     );
     let clients = ClientCache::new(store.clone(), Arc::new(secrets), Pacing::Shared);
+    let queue = shared::aws_config::sqs_queue(&sdk, &config.write_back_queue_url);
     let pull = PullConfig {
         concurrency: config.pull_concurrency,
         margin: Duration::from_secs(config.pull_margin_seconds),
         owner: process_owner("order-pull"),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let (store, clients, pull) = (&store, &clients, &pull);
+        let (store, clients, queue, pull) = (&store, &clients, &queue, &pull);
         async move {
             let request = parse_event(&event.payload)?;
             let deadline = deadline_from_epoch_ms(event.context.deadline);
-            let summaries = handle(request, store, clients, pull, Some(deadline)).await?;
+            let summaries = handle(request, store, clients, queue, pull, Some(deadline)).await?;
             Ok::<Value, Error>(json!({ "summaries": summaries }))
         }
     }))

@@ -8,6 +8,7 @@ use crate::http::{
     Answer, ApiError, CallCounter, Endpoint, EndpointConfig, Idempotency, RetryPolicy, Service,
 };
 use crate::rate_limit::RateLimiter;
+use chrono::{DateTime, Utc};
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -219,16 +220,46 @@ impl GssClient {
         if connotes.is_empty() {
             return Ok(Vec::new());
         }
+        self.shipment_pages(&[("shipments", connotes.join(","))])
+            .await
+    }
+
+    /// `GET /api/shipments?lastupdateminutc=…&lastupdatemaxutc=…`: every shipment GoSweetSpot
+    /// changed in the window, every page of 250 (an idle window costs one call). The times are
+    /// sent in whole seconds, the window widened to them (`from` down, `to` up), as UTC
+    /// wall-clock text without a zone designator: the parameters are named UTC, and an ASP.NET
+    /// server would turn a `Z` into its own local time (inferred; GoSweetSpot shows no
+    /// example).
+    pub async fn changed_shipments(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Shipment>, ApiError> {
+        use chrono::SubsecRound;
+        let utc = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+        let up = if to.timestamp_subsec_nanos() > 0 {
+            to.trunc_subsecs(0) + chrono::Duration::seconds(1)
+        } else {
+            to
+        };
+        self.shipment_pages(&[
+            ("lastupdateminutc", utc(from.trunc_subsecs(0))),
+            ("lastupdatemaxutc", utc(up)),
+        ])
+        .await
+    }
+
+    async fn shipment_pages(
+        &self,
+        filter: &[(&'static str, String)],
+    ) -> Result<Vec<Shipment>, ApiError> {
         let url = format!("{}/api/shipments", self.base);
-        let list = connotes.join(",");
         let mut all = Vec::new();
         let mut page = 1i64;
         loop {
-            let params = [
-                ("shipments", list.clone()),
-                ("page", page.to_string()),
-                ("pagesize", MAX_SHIPMENTS_PAGE.to_string()),
-            ];
+            let mut params: Vec<(&str, String)> = filter.to_vec();
+            params.push(("page", page.to_string()));
+            params.push(("pagesize", MAX_SHIPMENTS_PAGE.to_string()));
             let answer: Paged<Shipment> = self
                 .endpoint
                 .call(

@@ -8,6 +8,7 @@ use super::run::{
 };
 use crate::app::{ClientCache, ClientError};
 use crate::metrics;
+use crate::queue::JobQueue;
 use crate::settings::IntegrationSettings;
 use crate::store::{Store, StoreError};
 use chrono::Utc;
@@ -73,11 +74,13 @@ pub struct PullConfig {
     pub owner: String,
 }
 
-/// Pulls as asked, returning each integration's summary.
+/// Pulls as asked, returning each integration's summary; each pull ends with its reconcile,
+/// which queues on `queue`.
 pub async fn handle(
     request: PullRequest,
     store: &Store,
     clients: &ClientCache,
+    queue: &dyn JobQueue,
     config: &PullConfig,
     deadline: Option<Instant>,
 ) -> Result<Vec<PullSummary>, PullHandlerError> {
@@ -108,7 +111,7 @@ pub async fn handle(
     let summaries = futures::stream::iter(integrations)
         .map(|settings| {
             let options = options.clone();
-            async move { pull_one(store, clients, &settings, &options).await }
+            async move { pull_one(store, clients, queue, &settings, &options).await }
         })
         .buffer_unordered(config.concurrency.max(1))
         .collect::<Vec<_>>()
@@ -131,6 +134,8 @@ fn failed(id: &str, error: String) -> PullSummary {
         cin7_calls: 0,
         gss_calls: 0,
         cursor: None,
+        reconciled: 0,
+        reconcile_error: None,
         error: Some(error),
     }
 }
@@ -138,6 +143,7 @@ fn failed(id: &str, error: String) -> PullSummary {
 async fn pull_one(
     store: &Store,
     clients: &ClientCache,
+    queue: &dyn JobQueue,
     settings: &IntegrationSettings,
     options: &PullOptions,
 ) -> PullSummary {
@@ -165,6 +171,8 @@ async fn pull_one(
             store,
             cin7: &built.cin7,
             gss: &gss,
+            feed: &built.gss,
+            queue,
             now: Utc::now(),
             calls: &calls,
         },
@@ -200,6 +208,7 @@ async fn pull_one(
         ("OrdersFailed".into(), summary.failed as u64),
         ("Cin7Calls".into(), summary.cin7_calls),
         ("GssCalls".into(), summary.gss_calls),
+        ("ConsignmentsReconciled".into(), summary.reconciled as u64),
         (
             "PullFailures".into(),
             u64::from(summary.outcome == PullOutcome::Failed),
@@ -210,6 +219,13 @@ async fn pull_one(
     }
     let counts: Vec<(&str, u64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     metrics::emit("order-pull", id, &counts);
+    if summary.reconciled > 0 {
+        // Across every integration, for the alarm; the log line of the reconcile names this one.
+        metrics::emit_total(
+            "order-pull",
+            &[("ConsignmentsReconciled", summary.reconciled as u64)],
+        );
+    }
     summary
 }
 

@@ -13,7 +13,9 @@ use crate::gss::model::{
     CustomerOrder, DeleteOutcome, MAX_ORDERS_PER_CALL, PublishResult, error_text as gss_error_text,
 };
 use crate::http::{ApiError, Service};
+use crate::queue::JobQueue;
 use crate::rate_limit::RateLimiter;
+use crate::reconcile::{ReconcileDeps, ReconcileOptions, ShipmentFeed, reconcile};
 use crate::settings::IntegrationSettings;
 use crate::store::records::update_record;
 use crate::store::{OrderState, PullCursor, Store, StoreError};
@@ -166,6 +168,11 @@ pub struct PullSummary {
     pub gss_calls: u64,
     /// Where the next pull reads from (before the overlap), as CIN7 wrote it.
     pub cursor: Option<Timestamp>,
+    /// Consignments the reconcile queued: webhooks GoSweetSpot never delivered.
+    pub reconciled: usize,
+    /// Why the reconcile failed, when it did (the next pull retries it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -184,6 +191,11 @@ pub struct PullDeps<'a> {
     pub store: &'a Store,
     pub cin7: &'a dyn OrderSource,
     pub gss: &'a dyn OrderSink,
+    /// GoSweetSpot's changed shipments, for the reconcile (the integration's whole shared
+    /// window, not the pull's share of it).
+    pub feed: &'a dyn ShipmentFeed,
+    /// The write-back queue the reconcile queues on.
+    pub queue: &'a dyn JobQueue,
     pub now: DateTime<Utc>,
     /// CIN7 and GoSweetSpot calls so far (read for the summary).
     pub calls: &'a (dyn Fn() -> (u64, u64) + Send + Sync),
@@ -502,6 +514,8 @@ pub async fn run_pull(
         cin7_calls: 0,
         gss_calls: 0,
         cursor: None,
+        reconciled: 0,
+        reconcile_error: None,
         error: None,
     };
     if !store
@@ -544,6 +558,31 @@ pub async fn run_pull(
                 },
             )
             .await?;
+    }
+    // The backstop for lost webhooks, whatever became of the publishing (not when the deadline
+    // is near: the next run reconciles the same window).
+    if !matches!(
+        outcome,
+        Err((_, Stop::Outcome(PullOutcome::StoppedAtDeadline)))
+    ) {
+        let reconciled = reconcile(
+            ReconcileDeps {
+                store,
+                queue: run.deps.queue,
+                feed: run.deps.feed,
+                now: run.deps.now,
+            },
+            settings,
+            ReconcileOptions::default(),
+        )
+        .await;
+        match reconciled {
+            Ok(r) => run.summary.reconciled = r.queued.len(),
+            Err(e) => {
+                tracing::warn!(integration = %id, error = %e, "reconcile failed; the next pull retries it");
+                run.summary.reconcile_error = Some(e.to_string());
+            }
+        }
     }
     let (cin7_calls, gss_calls) = (run.deps.calls)();
     let cin7_calls_now = cin7_calls.saturating_sub(calls_before);

@@ -10,6 +10,7 @@
 //! | `INT#<id>` | `ORDER#<cin7 id, 12 digits>` | an order's sync record (state attribute for listing) |
 //! | `INT#<id>` | `SLIP#<packing slip>` | packing slip → CIN7 id |
 //! | `INT#<id>` | `CURSOR` | the pull cursor |
+//! | `INT#<id>` | `RECONCILE` | the reconcile cursor |
 //! | `INT#<id>` | `LEASE#<name>` | a single-flight lease (owner, held until) |
 //! | `INT#<id>` | `IDEM#<key>` | an idempotency claim (Powertools contract) |
 //! | `INT#<id>` | `CALLS#<date>` | CIN7 calls that UTC day (expires after 3 days) |
@@ -26,7 +27,8 @@ pub mod dynamodb;
 pub mod sqlite;
 
 pub use records::{
-    ConsignmentRecord, DeliveryAudit, OrderRecord, OrderState, PullCursor, Transition,
+    ConsignmentRecord, DeliveryAudit, OrderRecord, OrderState, PullCursor, ReconcileCursor,
+    Transition,
 };
 pub use table::{COMPLETED, Cond, IN_PROGRESS, Item, StoreError, Table};
 
@@ -324,6 +326,39 @@ impl Store {
         let item = Item {
             pk: int_pk(integration),
             sk: "CURSOR".into(),
+            doc: to_doc(cursor)?,
+            ..Item::default()
+        };
+        self.table.put(item, Cond::Always, self.now_s()).await?;
+        Ok(())
+    }
+
+    // ---- reconcile cursor ----
+
+    /// The reconcile cursor, if a reconcile has saved one.
+    pub async fn get_reconcile_cursor(
+        &self,
+        integration: &str,
+    ) -> Result<Option<ReconcileCursor>, StoreError> {
+        match self
+            .table
+            .get(&int_pk(integration), "RECONCILE", self.now_s())
+            .await?
+        {
+            Some(item) => from_doc(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Saves the reconcile cursor.
+    pub async fn put_reconcile_cursor(
+        &self,
+        integration: &str,
+        cursor: &ReconcileCursor,
+    ) -> Result<(), StoreError> {
+        let item = Item {
+            pk: int_pk(integration),
+            sk: "RECONCILE".into(),
             doc: to_doc(cursor)?,
             ..Item::default()
         };

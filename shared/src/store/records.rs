@@ -89,6 +89,8 @@ pub struct ConsignmentRecord {
     pub freight_added: Option<Decimal>,
     /// Whether this consignment's tracking was written to CIN7.
     pub tracking_written: bool,
+    /// Deleted in GoSweetSpot after it was written (a relabel) and taken off the order.
+    pub deleted: bool,
 }
 
 /// Everything kept about one CIN7 order.
@@ -202,6 +204,16 @@ pub struct PullCursor {
     /// forms were kept reads as UTC): the next pull reads from it, less the overlap, written in
     /// the same form.
     pub modified_since: Timestamp,
+    /// When the cursor was last saved.
+    pub saved_at: DateTime<Utc>,
+}
+
+/// Where the next reconcile starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileCursor {
+    /// The end of the last window whose consignments were all queued: the next reconcile asks
+    /// for shipments changed since then (less the overlap).
+    pub through: DateTime<Utc>,
     /// When the cursor was last saved.
     pub saved_at: DateTime<Utc>,
 }

@@ -23,16 +23,14 @@
 //! logged with the names of the query parameters (never their values), so an operator can see
 //! what GoSweetSpot calls its signature parameter.
 
-use super::accept::{
-    AcceptDeps, AcceptError, DeliverySummary, OUTCOME_INVALID, accept_delivery, body_sha256,
-    record_audit,
-};
+use super::accept::{OUTCOME_INVALID, accept_delivery, body_sha256, record_audit};
 use super::auth::{SignatureRefusal, parameter_names, signature_matches, signature_value};
 use super::parse::parse_delivery;
 use crate::metrics;
 use crate::queue::JobQueue;
 use crate::secrets::{ExposeSecret, SecretSource};
 use crate::settings::IntegrationSettings;
+use crate::sightings::{SightingDeps, SightingError, SightingSummary};
 use crate::store::{DeliveryAudit, Store};
 use chrono::Utc;
 use serde_json::json;
@@ -69,7 +67,7 @@ pub struct WebhookRequest<'a> {
     pub body: &'a [u8],
 }
 
-/// The answer: a status and a JSON body (`{"error": …}` or the [`DeliverySummary`]).
+/// The answer: a status and a JSON body (`{"error": …}` or the [`SightingSummary`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookResponse {
     /// The HTTP status.
@@ -293,7 +291,7 @@ pub async fn handle(deps: WebhookDeps<'_>, request: &WebhookRequest<'_>) -> Webh
             return reject(Rejection::Invalid(e.to_string()), request, Some(id));
         }
     };
-    let accept = AcceptDeps {
+    let accept = SightingDeps {
         store: deps.store,
         queue: deps.queue,
         now,
@@ -301,7 +299,7 @@ pub async fn handle(deps: WebhookDeps<'_>, request: &WebhookRequest<'_>) -> Webh
     match accept_delivery(accept, id, request.body, &delivery).await {
         Ok(summary) => accepted(id, delivery.len(), summary),
         Err(e) => {
-            if let AcceptError::Store(e) = &e {
+            if let SightingError::Store(e) = &e {
                 tracing::error!(integration = id, error = %e, "state store unavailable");
             }
             reject(Rejection::Unavailable, request, Some(id))
@@ -309,7 +307,7 @@ pub async fn handle(deps: WebhookDeps<'_>, request: &WebhookRequest<'_>) -> Webh
     }
 }
 
-fn accepted(id: &str, shipments: usize, summary: DeliverySummary) -> WebhookResponse {
+fn accepted(id: &str, shipments: usize, summary: SightingSummary) -> WebhookResponse {
     tracing::info!(
         integration = id,
         shipments,

@@ -5,7 +5,8 @@
 //! - [`parse`]: the body (a list of up to 50 shipments, one shipment, or the legacy stringified
 //!   form) into typed shipments, each judged alone, with the event inferred (pure).
 //! - [`auth`]: which query parameter carries the signature, and the constant-time check (pure).
-//! - [`accept`]: the use-case: ignore, de-duplicate, queue, mark seen, audit.
+//! - [`accept`]: the use-case: the delivery's sightings queued (see [`crate::sightings`]), and
+//!   the delivery audited.
 //! - [`http`]: the endpoint's statuses and JSON bodies, for the Lambda and a local listener.
 
 pub mod accept;
@@ -13,12 +14,9 @@ pub mod auth;
 pub mod http;
 pub mod parse;
 
-pub use accept::{AcceptDeps, AcceptError, DeliverySummary, accept_delivery};
+pub use accept::accept_delivery;
 pub use auth::{SignatureRefusal, parse_query};
 pub use http::{
     MAX_BODY_BYTES, STATUS_CODES, WebhookDeps, WebhookRequest, WebhookResponse, handle,
 };
-pub use parse::{
-    Delivery, IgnoreReason, Ignored, MAX_SHIPMENTS, ParseError, WebhookEvent, WebhookShipment,
-    parse_delivery,
-};
+pub use parse::{Delivery, MAX_SHIPMENTS, ParseError, parse_delivery};

@@ -2,122 +2,27 @@
 //! object, or the legacy form (a JSON string holding either), with field names matched
 //! case-insensitively as GoSweetSpot matches them. Pure: no I/O.
 //!
-//! Each shipment is judged alone. GoSweetSpot retries a refused delivery as a whole for about
-//! nine hours and then drops it, and its own documented example mixes integrated shipments with
-//! manual tickets whose `PackingSlipNo` is `""`: a shipment that cannot be written back is
-//! therefore set aside with its reason ([`Ignored`]) and never fails its neighbours. Only a body
-//! that is not a delivery at all is an error ([`ParseError`]).
+//! Each shipment is judged alone ([`crate::sightings::judge`]). GoSweetSpot retries a refused
+//! delivery as a whole for about nine hours and then drops it, and its own documented example
+//! mixes integrated shipments with manual tickets whose `PackingSlipNo` is `""`: a shipment that
+//! cannot be written back is therefore set aside with its reason ([`Ignored`]) and never fails
+//! its neighbours. Only a body that is not a delivery at all is an error ([`ParseError`]).
 
 use crate::gss::model::Shipment;
+use crate::sightings::{IgnoreReason, Ignored, Sighting, judge};
 use crate::tolerant;
 use serde_json::{Map, Value};
 
 /// The most shipments GoSweetSpot puts in one delivery.
 pub const MAX_SHIPMENTS: usize = 50;
 
-/// The longest consignment number or packing slip accepted (they become store keys).
-pub const MAX_KEY_CHARS: usize = 200;
-
 /// The longest detail of a field error kept (serde's messages may quote the input).
 const MAX_DETAIL_CHARS: usize = 160;
-
-/// Which webhook event a shipment was posted for. The payload has no event field, so it is
-/// inferred: `Delivered` set → delivered; else `Picked` set → picked; else created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WebhookEvent {
-    /// The consignment (ticket) was created: what triggers the write-back.
-    Created,
-    /// A courier registered the pickup.
-    Picked,
-    /// A courier registered the delivery.
-    Delivered,
-}
-
-impl WebhookEvent {
-    /// The event a shipment's `Picked`/`Delivered` fields imply.
-    pub fn of(shipment: &Shipment) -> Self {
-        if shipment.delivered.is_some() {
-            Self::Delivered
-        } else if shipment.picked.is_some() {
-            Self::Picked
-        } else {
-            Self::Created
-        }
-    }
-
-    /// The name used in logs and metrics.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Picked => "picked",
-            Self::Delivered => "delivered",
-        }
-    }
-}
-
-/// Why a shipment of a delivery was acknowledged without queueing anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum IgnoreReason {
-    /// No `ConsignmentNo` (missing, null or blank).
-    NoConsignment,
-    /// No `PackingSlipNo` (missing, null or `""`: GoSweetSpot's manual tickets carry none).
-    NoPackingSlip,
-    /// Not an object, or a consignment or packing slip that is not text or is over
-    /// [`MAX_KEY_CHARS`] characters.
-    MalformedShipment,
-    /// `ManualTicket: true` and a packing slip we never published.
-    ManualTicket,
-    /// An integrated order, but not one we published (another order source on the site).
-    NotPublishedByUs,
-}
-
-impl IgnoreReason {
-    /// The reason code logged, counted and kept.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::NoConsignment => "no_consignment",
-            Self::NoPackingSlip => "no_packing_slip",
-            Self::MalformedShipment => "malformed_shipment",
-            Self::ManualTicket => "manual_ticket",
-            Self::NotPublishedByUs => "not_published_by_us",
-        }
-    }
-}
-
-/// One shipment of a delivery, with its two keys checked and trimmed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WebhookShipment {
-    /// Its position in the delivery, from 0.
-    pub index: usize,
-    /// The consignment (ticket) number.
-    pub connote: String,
-    /// The packing slip: our order number for an integrated order, the delivery reference for
-    /// a manual ticket.
-    pub packing_slip: String,
-    /// The event the shipment was posted for.
-    pub event: WebhookEvent,
-    /// Everything GoSweetSpot sent that could be read, typed.
-    pub shipment: Shipment,
-    /// Fields that could not be read and were left out (named, never their values).
-    pub unreadable: Vec<String>,
-}
-
-/// A shipment set aside while reading, with why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ignored {
-    /// Its position in the delivery, from 0.
-    pub index: usize,
-    pub reason: IgnoreReason,
-    /// The consignment number, when one could be read.
-    pub connote: Option<String>,
-    /// What was wrong, safe to log: an index and a field, never a value.
-    pub detail: String,
-}
 
 /// A delivery, read: the shipments that may be written back, and those set aside.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Delivery {
-    pub shipments: Vec<WebhookShipment>,
+    pub shipments: Vec<Sighting>,
     pub ignored: Vec<Ignored>,
 }
 
@@ -168,7 +73,7 @@ pub fn parse_delivery(body: &[u8]) -> Result<Delivery, ParseError> {
     }
     let mut delivery = Delivery::default();
     for (index, item) in items.into_iter().enumerate() {
-        match judge(index, item) {
+        match read_item(index, item) {
             Ok(shipment) => delivery.shipments.push(shipment),
             Err(ignored) => delivery.ignored.push(ignored),
         }
@@ -180,73 +85,32 @@ const CONNOTE_KEY: &str = "consignmentno";
 const SLIP_KEY: &str = "packingslipno";
 
 /// Reads one shipment, or says why it cannot be written back.
-fn judge(index: usize, item: Value) -> Result<WebhookShipment, Ignored> {
-    let ignored = |reason, connote: Option<String>, detail: String| Ignored {
-        index,
-        reason,
-        connote,
-        detail,
-    };
+fn read_item(index: usize, item: Value) -> Result<Sighting, Ignored> {
     let Value::Object(object) = tolerant::normalise_keys(item) else {
-        return Err(ignored(
-            IgnoreReason::MalformedShipment,
-            None,
-            "not an object".into(),
-        ));
+        return Err(Ignored {
+            index,
+            reason: IgnoreReason::MalformedShipment,
+            connote: None,
+            detail: "not an object".into(),
+        });
     };
     let (shipment, unreadable) = read_tolerantly(object);
     if let Some(key) = unreadable
         .iter()
         .find(|k| *k == CONNOTE_KEY || *k == SLIP_KEY)
     {
-        return Err(ignored(
-            IgnoreReason::MalformedShipment,
-            None,
-            format!("{} is not text", field_name(key)),
-        ));
+        return Err(Ignored {
+            index,
+            reason: IgnoreReason::MalformedShipment,
+            connote: None,
+            detail: format!("{} is not text", field_name(key)),
+        });
     }
-    let connote = match key(shipment.consignment_no.as_deref()) {
-        Key::Missing => {
-            return Err(ignored(
-                IgnoreReason::NoConsignment,
-                None,
-                "ConsignmentNo is missing".into(),
-            ));
-        }
-        Key::TooLong => {
-            return Err(ignored(
-                IgnoreReason::MalformedShipment,
-                None,
-                format!("ConsignmentNo is longer than {MAX_KEY_CHARS} characters"),
-            ));
-        }
-        Key::Ok(connote) => connote,
-    };
-    let packing_slip = match key(shipment.packing_slip_no.as_deref()) {
-        Key::Missing => {
-            return Err(ignored(
-                IgnoreReason::NoPackingSlip,
-                Some(connote),
-                "PackingSlipNo is empty or missing".into(),
-            ));
-        }
-        Key::TooLong => {
-            return Err(ignored(
-                IgnoreReason::MalformedShipment,
-                Some(connote),
-                format!("PackingSlipNo is longer than {MAX_KEY_CHARS} characters"),
-            ));
-        }
-        Key::Ok(slip) => slip,
-    };
-    Ok(WebhookShipment {
+    judge(
         index,
-        connote,
-        packing_slip,
-        event: WebhookEvent::of(&shipment),
-        unreadable: unreadable.iter().map(|k| field_name(k)).collect(),
         shipment,
-    })
+        unreadable.iter().map(|k| field_name(k)).collect(),
+    )
 }
 
 /// Types a shipment object; a field whose value has the wrong type is left out (and named)
@@ -279,23 +143,6 @@ fn field_name(normalised: &str) -> String {
     }
 }
 
-enum Key {
-    Missing,
-    TooLong,
-    Ok(String),
-}
-
-fn key(value: Option<&str>) -> Key {
-    let value = value.map(str::trim).unwrap_or_default();
-    if value.is_empty() {
-        Key::Missing
-    } else if value.chars().count() > MAX_KEY_CHARS {
-        Key::TooLong
-    } else {
-        Key::Ok(value.to_string())
-    }
-}
-
 fn shorten(text: &str) -> String {
     let clean: String = text.chars().filter(|c| !c.is_control()).collect();
     if clean.chars().count() <= MAX_DETAIL_CHARS {
@@ -309,6 +156,7 @@ fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sightings::{MAX_KEY_CHARS, ShipmentEvent};
     use rust_decimal_macros::dec;
 
     const CREATED: &str = r#"[{"ConsignmentNo":"SSPOT018667","Status":null,"Picked":null,"Delivered":null,
@@ -341,7 +189,7 @@ mod tests {
         let s = &delivery.shipments[0];
         assert_eq!(s.connote, "SSPOT018667");
         assert_eq!(s.packing_slip, "SO-10045");
-        assert_eq!(s.event, WebhookEvent::Created);
+        assert_eq!(s.event, ShipmentEvent::Created);
         assert_eq!(s.shipment.total_cost, Some(dec!(4.07)));
         assert_eq!(s.shipment.manual_ticket, Some(false));
         assert_eq!(s.shipment.consignee.as_deref(), Some("AROHA SMITH"));
@@ -359,7 +207,7 @@ mod tests {
             .map(|s| (s.index, s.connote.as_str()))
             .collect();
         assert_eq!(kept, [(1, "XYV00020938")]);
-        assert_eq!(delivery.shipments[0].event, WebhookEvent::Delivered);
+        assert_eq!(delivery.shipments[0].event, ShipmentEvent::Delivered);
         let set_aside: Vec<(usize, IgnoreReason, Option<&str>)> = delivery
             .ignored
             .iter()
@@ -380,7 +228,7 @@ mod tests {
             r#"{"consignmentno":"A1","PACKINGSLIPNO":"P1","Picked":"2016-04-06T13:40:51"}"#;
         let one = parse_delivery(object.as_bytes()).unwrap();
         assert_eq!(one.shipments[0].connote, "A1");
-        assert_eq!(one.shipments[0].event, WebhookEvent::Picked);
+        assert_eq!(one.shipments[0].event, ShipmentEvent::Picked);
         let legacy = serde_json::to_string(CREATED).unwrap();
         let from_legacy = parse_delivery(legacy.as_bytes()).unwrap();
         assert_eq!(from_legacy, parse_delivery(CREATED.as_bytes()).unwrap());
@@ -389,7 +237,7 @@ mod tests {
         let d = parse_delivery(delivered.as_bytes()).unwrap();
         assert_eq!(d.shipments[0].connote, "A2");
         assert_eq!(d.shipments[0].packing_slip, "7");
-        assert_eq!(d.shipments[0].event, WebhookEvent::Delivered);
+        assert_eq!(d.shipments[0].event, ShipmentEvent::Delivered);
         assert!(parse_delivery(b"[]").unwrap().is_empty());
     }
 
@@ -448,7 +296,7 @@ mod tests {
         assert_eq!(g.shipment.total_cost, None);
         assert_eq!(
             g.event,
-            WebhookEvent::Created,
+            ShipmentEvent::Created,
             "the unreadable Picked is left out"
         );
         let mut unreadable = g.unreadable.clone();

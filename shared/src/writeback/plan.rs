@@ -10,7 +10,7 @@
 use crate::cin7::model::{SalesOrder, SalesOrderUpdate, TaxStatus};
 use crate::gss::model::Shipment;
 use crate::settings::{FreightMode, IntegrationSettings, Markup, TrackingUrlField};
-use crate::store::OrderRecord;
+use crate::store::{ConsignmentRecord, OrderRecord};
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use std::collections::BTreeMap;
@@ -49,6 +49,9 @@ pub struct OrderPlan {
     /// The partial order to PUT; `None` when nothing needs to change.
     pub update: Option<SalesOrderUpdate>,
     pub effects: Vec<ConsignmentEffect>,
+    /// Earlier consignments GoSweetSpot no longer lists (a relabel: the dispatcher deleted the
+    /// ticket and printed another), taken off the order by this update.
+    pub relabelled: Vec<String>,
     /// Whether this update dispatches the order (so the Shopify trigger may follow).
     pub dispatches: bool,
     /// Operator-facing notes (freight left alone and why, truncations, fallbacks).
@@ -179,15 +182,31 @@ fn tracking_codes(existing: Option<&str>) -> Vec<String> {
 }
 
 /// Plans the write-back of `new` consignments to one order; `now` dates the dispatch when no
-/// consignment says when it was created.
+/// consignment says when it was created. `deleted` names earlier consignments of the record
+/// that GoSweetSpot no longer lists: a relabel, not a split shipment. Their connotes leave
+/// `trackingCode`, their tracking URLs leave where they were written, their carrier gives way
+/// to the new one's, and the freight becomes the sum over the consignments that stand — all in
+/// the same update as the new consignments'.
 pub fn plan_order(
     order: &SalesOrder,
     record: Option<&OrderRecord>,
     new: &[NewConsignment],
     settings: &IntegrationSettings,
     now: DateTime<Utc>,
+    deleted: &[String],
 ) -> OrderPlan {
     let wb = &settings.write_back;
+    let written =
+        |c: &&ConsignmentRecord| !c.deleted && (c.tracking_written || c.freight_added.is_some());
+    let relabelled: Vec<&ConsignmentRecord> = record
+        .map(|r| {
+            r.consignments
+                .iter()
+                .filter(written)
+                .filter(|c| deleted.contains(&c.connote))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut update = SalesOrderUpdate {
         id: order.id,
         ..SalesOrderUpdate::default()
@@ -227,8 +246,11 @@ pub fn plan_order(
             update.stage = Some("Dispatched".into());
             dispatches = true;
         }
-        // Connotes joined within CIN7's limit.
+        // Connotes joined within CIN7's limit, less those of deleted tickets.
         let mut codes = tracking_codes(order.tracking_code.as_deref());
+        let before = codes.len();
+        codes.retain(|c| !relabelled.iter().any(|r| &r.connote == c));
+        let removed = codes.len() < before;
         let existing = codes.len();
         for e in &effects {
             if !codes.contains(&e.connote) {
@@ -252,14 +274,17 @@ pub fn plan_order(
             joined = next;
             added |= i >= existing;
         }
-        if added {
+        if added || removed {
             update.tracking_code = Some(joined);
         }
-        if order
-            .logistics_carrier
-            .as_deref()
-            .is_none_or(|c| c.trim().is_empty())
+        // A carrier already on the order is kept, unless it was a deleted ticket's.
+        let current = order.logistics_carrier.as_deref().map(str::trim);
+        let replaceable = current.is_none_or(|c| {
+            c.is_empty() || relabelled.iter().any(|r| r.carrier.as_deref() == Some(c))
+        });
+        if replaceable
             && let Some(carrier) = effects.iter().find_map(|e| e.carrier.clone())
+            && current != Some(carrier.as_str())
         {
             update.logistics_carrier = Some(carrier);
         }
@@ -267,10 +292,22 @@ pub fn plan_order(
             .iter()
             .filter_map(|e| e.tracking_url.clone())
             .collect();
+        let gone: Vec<&str> = relabelled
+            .iter()
+            .filter_map(|r| r.tracking_url.as_deref())
+            .collect();
         match &wb.tracking_url_field {
             TrackingUrlField::InternalComments => {
                 let existing = order.internal_comments.clone().unwrap_or_default();
-                let mut text = existing.clone();
+                let mut text = if gone.is_empty() {
+                    existing.clone()
+                } else {
+                    existing
+                        .lines()
+                        .filter(|l| !gone.contains(&l.trim()))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
                 for url in &urls {
                     if !text.lines().any(|l| l.trim() == url) {
                         if !text.is_empty() && !text.ends_with('\n') {
@@ -290,7 +327,11 @@ pub fn plan_order(
                     .and_then(|v| v.as_str())
                     .unwrap_or("")
                     .to_string();
-                let mut text = existing.clone();
+                let mut text = existing
+                    .split_whitespace()
+                    .filter(|w| !gone.contains(w))
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 for url in &urls {
                     if !text.split_whitespace().any(|w| w == url) {
                         if !text.is_empty() {
@@ -314,18 +355,29 @@ pub fn plan_order(
     }
 
     if wb.freight != FreightMode::Off {
-        let earlier: Decimal = record
-            .map(|r| r.consignments.iter().filter_map(|c| c.freight_added).sum())
+        // What our earlier write-backs put on the order, and what of it still stands.
+        let standing_before = |c: &&ConsignmentRecord| !c.deleted;
+        let written_before: Decimal = record
+            .map(|r| {
+                r.consignments
+                    .iter()
+                    .filter(standing_before)
+                    .filter_map(|c| c.freight_added)
+                    .sum()
+            })
             .unwrap_or_default();
+        let taken_off: Decimal = relabelled.iter().filter_map(|c| c.freight_added).sum();
+        let earlier = written_before - taken_off;
         let already_counted = |connote: &str| {
             record.is_some_and(|r| {
                 r.consignments
                     .iter()
+                    .filter(standing_before)
                     .any(|c| c.connote == connote && c.freight_added.is_some())
             })
         };
         let mut this_batch = Decimal::ZERO;
-        let mut any = false;
+        let mut any = !taken_off.is_zero();
         for (c, e) in new.iter().zip(effects.iter_mut()) {
             if already_counted(&c.connote) {
                 continue;
@@ -364,10 +416,11 @@ pub fn plan_order(
             ));
         }
         if any {
-            let ours_before = with_order_tax(earlier, order);
+            let ours_before = with_order_tax(written_before, order);
             let target = with_order_tax(earlier + this_batch, order);
             let current = order.freight_total.unwrap_or_default();
-            let ours = current.is_zero() || (earlier > Decimal::ZERO && current == ours_before);
+            let ours =
+                current.is_zero() || (written_before > Decimal::ZERO && current == ours_before);
             if current == target {
                 // Already written (a retry after the PUT committed): nothing to send.
             } else if ours || wb.overwrite_existing_freight {
@@ -388,9 +441,20 @@ pub fn plan_order(
             id: order.id,
             ..SalesOrderUpdate::default()
         };
+    if !relabelled.is_empty() {
+        notes.push(format!(
+            "{} deleted in GoSweetSpot (a relabel): taken off the order",
+            relabelled
+                .iter()
+                .map(|r| r.connote.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     OrderPlan {
         update: changes.then_some(update),
         effects,
+        relabelled: relabelled.iter().map(|r| r.connote.clone()).collect(),
         dispatches,
         notes,
     }
@@ -465,6 +529,7 @@ mod tests {
             &[consignment("SSPOT1", dec!(8.50), None)],
             &s,
             now(),
+            &[],
         );
         let u = plan.update.unwrap();
         assert!(plan.dispatches);
@@ -495,6 +560,7 @@ mod tests {
             &[consignment("SSPOT1", dec!(8.50), None)],
             &s,
             now(),
+            &[],
         );
         assert_eq!(plan.update, None);
     }
@@ -513,6 +579,7 @@ mod tests {
             &[consignment("SSPOT1", dec!(8.50), None)],
             &s,
             now(),
+            &[],
         );
         assert_eq!(plan.update, None, "already written: a retry sends nothing");
     }
@@ -528,6 +595,7 @@ mod tests {
             &[consignment("SSPOT1", dec!(8.50), None)],
             &s,
             now(),
+            &[],
         );
         let u = plan.update.unwrap();
         assert_eq!(u.internal_comments, None);
@@ -557,6 +625,7 @@ mod tests {
             &[consignment("SSPOT1", dec!(8.50), None)],
             &s,
             now(),
+            &[],
         );
         assert_eq!(
             plan.update.unwrap().custom_fields.unwrap(),
@@ -609,6 +678,7 @@ mod tests {
             &[consignment("SSPOT1", dec!(8.50), None)],
             &s,
             now(),
+            &[],
         );
         assert_eq!(
             plan.update.unwrap().logistics_carrier.as_deref(),
@@ -625,6 +695,7 @@ mod tests {
             &[consignment("C1", dec!(8.50), None)],
             &s,
             now(),
+            &[],
         );
         assert_eq!(plan.update.unwrap().freight_total, Some(dec!(8.50)));
         assert!(
@@ -646,6 +717,7 @@ mod tests {
                 &[consignment("C1", dec!(0), None)],
                 &s,
                 now(),
+                &[],
             );
             assert_eq!(plan.update, None, "{mode}");
             assert!(
@@ -665,7 +737,7 @@ mod tests {
         if let Some(shipment) = c.shipment.as_mut() {
             shipment.created_utc = None;
         }
-        let plan = plan_order(&order(TaxStatus::Excl), None, &[c], &s, now());
+        let plan = plan_order(&order(TaxStatus::Excl), None, &[c], &s, now(), &[]);
         assert_eq!(plan.update.unwrap().dispatched_date, Some(now()));
     }
 
@@ -678,6 +750,7 @@ mod tests {
             &[consignment("C1", dec!(8.50), None)],
             &s,
             now(),
+            &[],
         );
         assert_eq!(
             incl.update.unwrap().freight_total,
@@ -690,6 +763,7 @@ mod tests {
             &[consignment("C1", dec!(8.50), None)],
             &s,
             now(),
+            &[],
         );
         assert_eq!(excl.update.unwrap().freight_total, Some(dec!(8.50)));
     }
@@ -704,6 +778,7 @@ mod tests {
             &[consignment("C1", dec!(8.50), Some(dec!(9.35)))],
             &s,
             now(),
+            &[],
         );
         assert_eq!(gss.update.unwrap().freight_total, Some(dec!(9.35)));
         // No marked-up figure (0 on every item): 4.07 × 1.125 = 4.57875 → 4.58 ex tax; incl
@@ -714,6 +789,7 @@ mod tests {
             &[consignment("C1", dec!(4.07), None)],
             &s,
             now(),
+            &[],
         );
         assert_eq!(excl.update.unwrap().freight_total, Some(dec!(4.58)));
         assert!(excl.notes[0].contains("applied 12.5%"));
@@ -723,6 +799,7 @@ mod tests {
             &[consignment("C1", dec!(4.07), None)],
             &s,
             now(),
+            &[],
         );
         assert_eq!(incl.update.unwrap().freight_total, Some(dec!(5.27)));
         let fixed = settings(json!({"freight": "marked_up",
@@ -733,6 +810,7 @@ mod tests {
             &[consignment("C1", dec!(4.07), None)],
             &fixed,
             now(),
+            &[],
         );
         assert_eq!(plan.update.unwrap().freight_total, Some(dec!(6.57)));
         // No markup from GoSweetSpot and none configured for the cost centre: the cost.
@@ -743,6 +821,7 @@ mod tests {
             &[consignment("C1", dec!(4.07), None)],
             &bare,
             now(),
+            &[],
         );
         assert_eq!(plan.update.unwrap().freight_total, Some(dec!(4.07)));
         assert!(plan.notes[0].contains("cost used"), "{:?}", plan.notes);
@@ -760,7 +839,7 @@ mod tests {
                 },
             ];
         }
-        let plan = plan_order(&order(TaxStatus::Excl), None, &[split], &s, now());
+        let plan = plan_order(&order(TaxStatus::Excl), None, &[split], &s, now(), &[]);
         assert_eq!(plan.update.unwrap().freight_total, Some(dec!(10.60)));
         assert_eq!(round_cents(dec!(0.005)), dec!(0.01));
         assert_eq!(round_cents(dec!(-0.005)), dec!(-0.01));
@@ -777,6 +856,7 @@ mod tests {
             &[consignment("C1", dec!(8.50), None)],
             &keep,
             now(),
+            &[],
         );
         assert_eq!(plan.update, None);
         assert!(
@@ -795,6 +875,7 @@ mod tests {
             &[consignment("C1", dec!(8.50), None)],
             &overwrite,
             now(),
+            &[],
         );
         assert_eq!(plan.update.unwrap().freight_total, Some(dec!(8.50)));
     }
@@ -803,7 +884,14 @@ mod tests {
     fn a_split_shipment_adds_each_consignment_once() {
         let s = settings(json!({"send_ticket_number": true, "freight": "cost"}));
         let mut o = order(TaxStatus::Incl);
-        let first = plan_order(&o, None, &[consignment("C1", dec!(8.50), None)], &s, now());
+        let first = plan_order(
+            &o,
+            None,
+            &[consignment("C1", dec!(8.50), None)],
+            &s,
+            now(),
+            &[],
+        );
         assert_eq!(
             first.update.as_ref().unwrap().freight_total,
             Some(dec!(9.78))
@@ -828,6 +916,7 @@ mod tests {
             &[consignment("C2", dec!(5.00), None)],
             &s,
             now(),
+            &[],
         );
         let u = second.update.unwrap();
         assert!(!second.dispatches, "dispatched once");
@@ -856,8 +945,105 @@ mod tests {
             &[consignment("C2", dec!(5.00), None)],
             &s,
             now(),
+            &[],
         );
         assert_eq!(again.update, None);
+    }
+
+    #[test]
+    fn a_relabel_replaces_the_deleted_consignment_in_one_update() {
+        let s = settings(json!({"send_ticket_number": true, "freight": "cost"}));
+        let mut o = order(TaxStatus::Incl);
+        // CIN7 after the first write-back (C1 by Post Haste, 8.50 ex tax), and our record.
+        o.freight_total = Some(dec!(9.78));
+        o.logistics_carrier = Some("Post Haste".into());
+        o.dispatched_date = Some(Utc::now());
+        o.tracking_code = Some("C1".into());
+        o.internal_comments =
+            Some("Shopify order 5512345678\nhttps://gosweetspot.com/track/4180-C1".into());
+        let mut record = OrderRecord::new(7, OrderState::Dispatched, "dispatched", Utc::now());
+        record.consignments.push(ConsignmentRecord {
+            connote: "C1".into(),
+            tracking_url: Some("https://gosweetspot.com/track/4180-C1".into()),
+            carrier: Some("Post Haste".into()),
+            freight_added: Some(dec!(8.50)),
+            tracking_written: true,
+            ..Default::default()
+        });
+        let mut c2 = consignment("C2", dec!(5.00), None);
+        if let Some(shipment) = c2.shipment.as_mut() {
+            shipment.carrier = Some("NZ Couriers - WLG".into());
+        }
+        let relabel = plan_order(&o, Some(&record), &[c2.clone()], &s, now(), &["C1".into()]);
+        assert_eq!(relabel.relabelled, ["C1"]);
+        assert!(!relabel.dispatches, "dispatched once, by the first");
+        let u = relabel.update.unwrap();
+        assert_eq!(u.tracking_code.as_deref(), Some("C2"));
+        assert_eq!(
+            u.internal_comments.as_deref(),
+            Some("Shopify order 5512345678\nhttps://gosweetspot.com/track/4180-C2")
+        );
+        assert_eq!(
+            u.freight_total,
+            Some(dec!(5.75)),
+            "5.00 × 1.15: only C2 stands"
+        );
+        assert_eq!(u.logistics_carrier.as_deref(), Some("NZ Couriers"));
+        assert!(
+            relabel
+                .notes
+                .iter()
+                .any(|n| n.contains("C1 deleted in GoSweetSpot"))
+        );
+        // The same consignment as a split shipment (C1 stands): both, freight summed.
+        let split = plan_order(&o, Some(&record), &[c2], &s, now(), &[]);
+        assert!(split.relabelled.is_empty());
+        let u = split.update.unwrap();
+        assert_eq!(u.tracking_code.as_deref(), Some("C1,C2"));
+        assert_eq!(u.freight_total, Some(dec!(15.53)));
+        assert_eq!(u.logistics_carrier, None, "the first carrier is kept");
+    }
+
+    #[test]
+    fn a_relabel_in_a_custom_field_takes_the_old_url_out() {
+        let s = settings(
+            json!({"send_ticket_number": true, "tracking_url_field": "customFields.tracking"}),
+        );
+        let mut o = order(TaxStatus::Excl);
+        o.dispatched_date = Some(Utc::now());
+        o.tracking_code = Some("C1".into());
+        o.custom_fields = BTreeMap::from([
+            (
+                "tracking".to_string(),
+                json!("https://gosweetspot.com/track/4180-C1"),
+            ),
+            ("gift".to_string(), json!("yes")),
+        ]);
+        let mut record = OrderRecord::new(7, OrderState::Dispatched, "dispatched", Utc::now());
+        record.consignments.push(ConsignmentRecord {
+            connote: "C1".into(),
+            tracking_url: Some("https://gosweetspot.com/track/4180-C1".into()),
+            tracking_written: true,
+            ..Default::default()
+        });
+        let plan = plan_order(
+            &o,
+            Some(&record),
+            &[consignment("C2", dec!(5), None)],
+            &s,
+            now(),
+            &["C1".into()],
+        );
+        assert_eq!(
+            plan.update.unwrap().custom_fields.unwrap(),
+            BTreeMap::from([
+                ("gift".to_string(), json!("yes")),
+                (
+                    "tracking".to_string(),
+                    json!("https://gosweetspot.com/track/4180-C2")
+                ),
+            ])
+        );
     }
 
     #[test]
@@ -872,6 +1058,7 @@ mod tests {
             &[consignment("CCCCCCCCCCCC", dec!(1), None)],
             &s,
             now(),
+            &[],
         );
         assert_eq!(
             plan.update.as_ref().and_then(|u| u.tracking_code.clone()),

@@ -15,6 +15,7 @@ use crate::gss::model::Shipment;
 use crate::http::ApiError;
 use crate::jobs::WriteBackJob;
 use crate::settings::{IntegrationSettings, shopify_link_id};
+use crate::sightings::is_deleted;
 use crate::store::records::update_record;
 use crate::store::{Claim, ConsignmentRecord, OrderRecord, OrderState, Store, StoreError};
 use async_trait::async_trait;
@@ -301,7 +302,36 @@ async fn write_cin7(
     settings: &IntegrationSettings,
     jobs: &[&WriteBackJob],
 ) -> Result<Vec<Cin7Step>, StoreError> {
-    let connotes: Vec<String> = jobs.iter().map(|j| j.connote.clone()).collect();
+    let ids: Vec<i64> = jobs
+        .iter()
+        .map(|j| j.cin7_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // The consignments already written to these orders: read with the new ones, in the same
+    // call, to see whether they still stand (a relabel deletes the first ticket).
+    let mut records: BTreeMap<i64, OrderRecord> = BTreeMap::new();
+    for id in &ids {
+        if let Some(record) = deps.store.get_order(&settings.id, *id).await? {
+            records.insert(*id, record);
+        }
+    }
+    let batch: BTreeSet<&str> = jobs.iter().map(|j| j.connote.as_str()).collect();
+    let earlier: BTreeMap<i64, Vec<String>> = records
+        .iter()
+        .map(|(id, r)| {
+            let written = r
+                .consignments
+                .iter()
+                .filter(|c| !c.deleted && (c.tracking_written || c.freight_added.is_some()))
+                .filter(|c| !batch.contains(c.connote.as_str()))
+                .map(|c| c.connote.clone())
+                .collect();
+            (*id, written)
+        })
+        .collect();
+    let mut connotes: Vec<String> = batch.iter().map(|c| c.to_string()).collect();
+    connotes.extend(earlier.values().flatten().cloned());
     let shipments: BTreeMap<String, Shipment> = match deps.gss.shipments(&connotes).await {
         Ok(list) => list
             .into_iter()
@@ -309,12 +339,16 @@ async fn write_cin7(
             .collect(),
         Err(e) => return note_transient(deps, settings, jobs, &e.to_string()).await,
     };
-    let ids: Vec<i64> = jobs
-        .iter()
-        .map(|j| j.cin7_id)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    // An earlier consignment GoSweetSpot no longer lists, or lists as deleted, was replaced.
+    let deleted = |id: &i64| -> Vec<String> {
+        earlier
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter(|c| shipments.get(*c).is_none_or(is_deleted))
+            .cloned()
+            .collect()
+    };
     let orders = match deps.cin7.orders(&ids).await {
         Ok(rows) => parsed_orders(rows),
         Err(e) => return note_transient(deps, settings, jobs, &e.to_string()).await,
@@ -341,13 +375,13 @@ async fn write_cin7(
             );
             continue;
         }
-        let record = deps.store.get_order(&settings.id, *cin7_id).await?;
         let plan = plan_order(
             order,
-            record.as_ref(),
+            records.get(cin7_id),
             &consignments_for(jobs, &shipments, *cin7_id),
             settings,
             deps.now,
+            &deleted(cin7_id),
         );
         plans.insert(*cin7_id, plan);
     }
@@ -395,13 +429,13 @@ async fn write_cin7(
                             let Some(order) = now_orders.get(&u.id) else {
                                 continue;
                             };
-                            let record = deps.store.get_order(&settings.id, u.id).await?;
                             let again = plan_order(
                                 order,
-                                record.as_ref(),
+                                records.get(&u.id),
                                 &consignments_for(jobs, &shipments, u.id),
                                 settings,
                                 deps.now,
+                                &deleted(&u.id),
                             );
                             if again.update.is_none() {
                                 put_results.insert(u.id, Ok(()));
@@ -530,10 +564,18 @@ async fn record_success(
                 }
             }
             r.last_error = None;
+            for c in r
+                .consignments
+                .iter_mut()
+                .filter(|c| plan.relabelled.contains(&c.connote))
+            {
+                c.deleted = true;
+            }
             let notes = (!plan.notes.is_empty()).then(|| plan.notes.join("; "));
             // Without "send ticket number" nothing is dispatched in CIN7: the record says the
             // consignment was written back (its freight, when that is on).
             let reason = match (settings.write_back.send_ticket_number, dispatched_now) {
+                _ if !plan.relabelled.is_empty() => "relabelled",
                 (true, true) => "dispatched",
                 (true, false) => "consignment_added",
                 (false, _) => "written_back",
