@@ -568,7 +568,14 @@ async fn drain(w: &World, workers: usize, kill: bool, deadline: Instant) {
                 work.await
             };
             for r in received.iter().filter(|r| !failed.contains(&r.message_id)) {
-                w.queue.source().ack(&r.receipt).await.unwrap();
+                match w.queue.source().ack(&r.receipt).await {
+                    Ok(()) => {}
+                    // The batch outlived its visibility timeout and another worker received the
+                    // message again: its receipt is the one that counts now (the write-back is
+                    // idempotent, and Lambda's event source would not fail either).
+                    Err(e) if e.to_string().contains("ReceiptHandleIsInvalid") => {}
+                    Err(e) => panic!("the queue stays up in every scenario: {e}"),
+                }
             }
         }
     };
