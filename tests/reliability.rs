@@ -112,6 +112,8 @@ struct Row {
     freight_once: bool,
     /// Orders failed with their reason (shown by the CLI; their jobs in the dead-letter queue).
     dead_lettered: usize,
+    /// Jobs the operator redrove from the dead-letter queue once the faults were gone.
+    redriven: usize,
     lost: usize,
     rate_violations: usize,
     secrets_leaked: usize,
@@ -376,6 +378,10 @@ async fn world(backend: Backend) -> World {
                 "aws".into(),
                 "--table".into(),
                 name.clone(),
+                "--queue-url".into(),
+                url.clone(),
+                "--dlq-url".into(),
+                dlq.clone(),
             ];
             (
                 Arc::new(DynamoTable::new(dynamo, name)),
@@ -582,9 +588,8 @@ async fn drain(w: &World, workers: usize, kill: bool, deadline: Instant) {
     futures::future::join_all((0..workers).map(|_| worker())).await;
 }
 
-/// The integration's failed orders as the operator sees them: `cin7-gss orders <id> --state
-/// failed --json`, run on the world's store (the binary `make test` builds first).
-fn failed_through_cli(w: &World, integration: &str) -> Vec<(i64, String)> {
+/// The operator CLI on the world's store and queues (the binary `make test` builds first).
+fn cli(w: &World, args: &[&str]) -> Vec<u8> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
@@ -596,15 +601,22 @@ fn failed_through_cli(w: &World, integration: &str) -> Vec<(i64, String)> {
     );
     let out = std::process::Command::new(&bin)
         .args(&w.cli_backend)
-        .args(["orders", integration, "--state", "failed", "--json"])
+        .args(args)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "cin7-gss orders failed: {}",
+        "cin7-gss {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let records: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    out.stdout
+}
+
+/// The integration's failed orders as the operator sees them: `cin7-gss orders <id> --state
+/// failed --json`.
+fn failed_through_cli(w: &World, integration: &str) -> Vec<(i64, String)> {
+    let out = cli(w, &["orders", integration, "--state", "failed", "--json"]);
+    let records: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
     records
         .iter()
         .map(|r| {
@@ -614,6 +626,14 @@ fn failed_through_cli(w: &World, integration: &str) -> Vec<(i64, String)> {
             )
         })
         .collect()
+}
+
+/// What the operator does about the dead-letter queue once the faults are gone:
+/// `cin7-gss dlq redrive`; how many messages it moved back.
+fn redrive_through_cli(w: &World) -> usize {
+    let out = cli(w, &["--json", "dlq", "redrive"]);
+    let answer: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    answer["redriven"].as_u64().unwrap_or_default() as usize
 }
 
 /// Runs one scenario and checks its invariants.
@@ -728,6 +748,12 @@ async fn scenario(backend: Backend, name: &'static str, orders: usize, faults: F
         pull_until_done(&w, "acme", deadline).await;
         drain(&w, 1, false, deadline).await;
     }
+    // A job whose every allowed attempt was cut short (a killed write-back) is in the
+    // dead-letter queue: the operator redrives it once the faults are gone.
+    let redriven = redrive_through_cli(&w);
+    if redriven > 0 {
+        drain(&w, 1, false, deadline).await;
+    }
 
     // The invariants, from the sandboxes' own records.
     let mut published: BTreeMap<String, usize> = BTreeMap::new();
@@ -790,6 +816,7 @@ async fn scenario(backend: Backend, name: &'static str, orders: usize, faults: F
         dispatched_once,
         freight_once,
         dead_lettered: failed.len(),
+        redriven,
         lost,
         rate_violations,
         secrets_leaked,
@@ -829,7 +856,7 @@ fn describe(f: &Faults) -> String {
 
 fn print(rows: &[Row]) {
     println!(
-        "{:<28} {:<7} {:>6} {:>9} {:>10} {:>8} {:>6} {:>5} {:>10} {:>8} {:>7}  faults",
+        "{:<28} {:<7} {:>6} {:>9} {:>10} {:>8} {:>6} {:>8} {:>5} {:>10} {:>8} {:>7}  faults",
         "scenario",
         "backend",
         "orders",
@@ -837,6 +864,7 @@ fn print(rows: &[Row]) {
         "dispatched",
         "freight",
         "failed",
+        "redriven",
         "lost",
         "rate viol.",
         "secrets",
@@ -852,7 +880,7 @@ fn print(rows: &[Row]) {
             "-"
         };
         println!(
-            "{:<28} {:<7} {:>6} {:>9} {:>10} {:>8} {:>6} {:>5} {:>10} {:>8} {:>7}  {}",
+            "{:<28} {:<7} {:>6} {:>9} {:>10} {:>8} {:>6} {:>8} {:>5} {:>10} {:>8} {:>7}  {}",
             r.scenario,
             r.backend,
             r.orders,
@@ -860,6 +888,7 @@ fn print(rows: &[Row]) {
             once(r.dispatched_once),
             once(r.freight_once),
             r.dead_lettered,
+            r.redriven,
             r.lost,
             r.rate_violations,
             r.secrets_leaked,
