@@ -156,6 +156,9 @@ async fn pull_one(
         }
     };
     let before = (built.cin7.calls().total(), built.gss.calls().total());
+    // The pull reads shipments only in its reconcile.
+    let shipment_reads = || built.gss.calls().get(crate::gss::client::ops::GET_SHIPMENTS);
+    let reads_before = shipment_reads();
     let calls = || {
         (
             built.cin7.calls().total() - before.0,
@@ -209,6 +212,7 @@ async fn pull_one(
         ("Cin7Calls".into(), summary.cin7_calls),
         ("GssCalls".into(), summary.gss_calls),
         ("ConsignmentsReconciled".into(), summary.reconciled as u64),
+        ("ReconcileGssCalls".into(), shipment_reads() - reads_before),
         (
             "PullFailures".into(),
             u64::from(summary.outcome == PullOutcome::Failed),
