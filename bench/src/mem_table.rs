@@ -2,7 +2,7 @@
 //! handler without storage I/O.
 
 use async_trait::async_trait;
-use shared::store::table::{Cond, IN_PROGRESS, Item, StoreError, Table};
+use shared::store::table::{Cond, Item, StoreError, Table, live};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -18,34 +18,20 @@ impl MemTable {
     }
 }
 
-fn live(item: Option<&Item>, now_s: i64) -> Option<&Item> {
-    item.filter(|i| i.expires_at.is_none_or(|e| e >= now_s))
-}
-
 #[async_trait]
 impl Table for MemTable {
     async fn get(&self, pk: &str, sk: &str, now_s: i64) -> Result<Option<Item>, StoreError> {
         let items = self.items();
-        Ok(live(items.get(&(pk.to_string(), sk.to_string())), now_s).cloned())
+        Ok(live(
+            items.get(&(pk.to_string(), sk.to_string())).cloned(),
+            now_s,
+        ))
     }
 
     async fn put(&self, item: Item, cond: Cond, now_s: i64) -> Result<bool, StoreError> {
         let mut items = self.items();
         let key = (item.pk.clone(), item.sk.clone());
-        let existing = live(items.get(&key), now_s);
-        let allowed = match (&cond, existing) {
-            (Cond::Always, _) | (Cond::Absent, None) => true,
-            (Cond::Absent, Some(_)) => false,
-            (Cond::Version(v), e) => e.map_or(0, |e| e.version) == *v,
-            (Cond::Claim { .. }, None) => true,
-            (Cond::HeldBy(_), None) => false,
-            (Cond::HeldBy(owner), Some(e)) => e.owner.as_deref() == Some(owner.as_str()),
-            (Cond::Claim { now_ms, owner }, Some(e)) => {
-                (e.state.as_deref() == Some(IN_PROGRESS)
-                    && e.held_until_ms.is_some_and(|h| h < *now_ms))
-                    || e.owner.as_deref() == Some(owner.as_str())
-            }
-        };
+        let allowed = cond.holds(live(items.get(&key).cloned(), now_s).as_ref());
         if allowed {
             items.insert(key, item);
         }
@@ -83,9 +69,8 @@ impl Table for MemTable {
         Ok(items
             .range(from..)
             .take_while(|((p, s), _)| p == pk && s.starts_with(sk_prefix))
-            .filter_map(|(_, i)| live(Some(i), now_s))
+            .filter_map(|(_, i)| live(Some(i.clone()), now_s))
             .filter(|i| state.is_none_or(|s| i.state.as_deref() == Some(s)))
-            .cloned()
             .collect())
     }
 

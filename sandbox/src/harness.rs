@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use shared::rate_limit::{Window, max_in_any_window};
+use shared::rate_limit::{Window, max_in_any_window, wait_before};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -234,15 +234,7 @@ impl Harness {
         }
         let mut accepted = lock(&self.accepted);
         let now = Instant::now();
-        let wait = limits
-            .iter()
-            .filter_map(|w| {
-                let max = w.max as usize;
-                let oldest = *accepted.get(accepted.len().checked_sub(max.max(1))?)?;
-                let free_at = oldest + w.length;
-                (max == 0 || free_at > now).then(|| free_at.saturating_duration_since(now))
-            })
-            .max();
+        let wait = wait_before(accepted.make_contiguous(), &limits, now);
         if wait.is_none() {
             accepted.push_back(now);
             let keep = limits.iter().map(|w| w.max as usize).max().unwrap_or(0);

@@ -84,22 +84,28 @@ impl WindowLimiter {
             log: tokio::sync::Mutex::new(VecDeque::new()),
         }
     }
+}
 
-    /// How long to wait before a call may start at `now`, or `None` when it may start now.
-    fn wait_at(&self, log: &VecDeque<Instant>, now: Instant) -> Option<Duration> {
-        self.windows
-            .iter()
-            .filter_map(|w| {
-                let max = w.max as usize;
-                if max == 0 {
-                    return Some(w.length);
-                }
-                let oldest = *log.get(log.len().checked_sub(max)?)?;
-                let free_at = oldest + w.length;
-                (free_at > now).then(|| free_at - now)
-            })
-            .max()
-    }
+/// How long until one more call may start at `now` under every window, given the start times
+/// of the calls granted so far, oldest first; `None` when it may start now. The one piece of
+/// window arithmetic every limiter uses (in-process, in the store, in the sandboxes), over
+/// instants or durations since an epoch alike.
+pub fn wait_before<T>(log: &[T], windows: &[Window], now: T) -> Option<Duration>
+where
+    T: Copy + Ord + std::ops::Add<Duration, Output = T> + std::ops::Sub<T, Output = Duration>,
+{
+    windows
+        .iter()
+        .filter_map(|w| {
+            let max = w.max as usize;
+            if max == 0 {
+                return Some(w.length);
+            }
+            let oldest = *log.get(log.len().checked_sub(max)?)?;
+            let free_at = oldest + w.length;
+            (free_at > now).then(|| free_at - now)
+        })
+        .max()
 }
 
 #[async_trait]
@@ -114,7 +120,7 @@ impl RateLimiter for WindowLimiter {
         let mut log = self.log.lock().await;
         loop {
             let now = Instant::now();
-            match self.wait_at(&log, now) {
+            match wait_before(log.make_contiguous(), &self.windows, now) {
                 None => {
                     log.push_back(now);
                     while log.len() > keep {

@@ -278,13 +278,7 @@ impl IntegrationSettings {
                 message,
             })
         };
-        let id_ok = !self.id.is_empty()
-            && self.id.len() <= 64
-            && self
-                .id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !id_ok {
+        if !is_valid_id(&self.id) {
             fail(
                 "id",
                 "must be 1–64 characters of letters, digits, '-' or '_'".into(),
@@ -466,6 +460,16 @@ impl IntegrationSettings {
             .or(self.gss.cost_centre.as_ref())
             .map(String::as_str)
     }
+}
+
+/// Whether `id` has the shape of an integration id: 1–64 letters, digits, `-` or `_` (it is a
+/// key in the store and a segment of the webhook's path).
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// The `idCustomerAppsLink` value in a Shopify trigger setting: the bare number, or the number

@@ -157,7 +157,12 @@ async fn pull_one(
     };
     let before = (built.cin7.calls().total(), built.gss.calls().total());
     // The pull reads shipments only in its reconcile.
-    let shipment_reads = || built.gss.calls().get(crate::gss::client::ops::GET_SHIPMENTS);
+    let shipment_reads = || {
+        built
+            .gss
+            .calls()
+            .get(crate::gss::client::ops::GET_SHIPMENTS)
+    };
     let reads_before = shipment_reads();
     let calls = || {
         (

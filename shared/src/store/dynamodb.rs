@@ -38,7 +38,7 @@
 //! A claim uses [`CLAIM_CONDITION`], the condition of the Powertools idempotency
 //! utility extended with the owner, so a holder can renew its own claim or lease.
 
-use super::table::{Cond, IN_PROGRESS, Item, StoreError, Table};
+use super::table::{Cond, IN_PROGRESS, Item, StoreError, Table, live};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -187,10 +187,6 @@ fn from_attributes(m: &HashMap<String, AttributeValue>) -> Result<Item, StoreErr
     })
 }
 
-fn is_live(item: &Item, now_s: i64) -> bool {
-    item.expires_at.is_none_or(|exp| exp >= now_s)
-}
-
 /// A condition expression with its placeholders.
 struct Condition {
     expression: &'static str,
@@ -249,10 +245,7 @@ impl Table for DynamoTable {
             .map_err(|e| unavailable(&e))?;
         match out.item() {
             None => Ok(None),
-            Some(attrs) => {
-                let item = from_attributes(attrs)?;
-                Ok(is_live(&item, now_s).then_some(item))
-            }
+            Some(attrs) => Ok(live(Some(from_attributes(attrs)?), now_s)),
         }
     }
 
@@ -349,10 +342,7 @@ impl Table for DynamoTable {
             }
             let out = req.send().await.map_err(|e| unavailable(&e))?;
             for attrs in out.items() {
-                let item = from_attributes(attrs)?;
-                if is_live(&item, now_s) {
-                    items.push(item);
-                }
+                items.extend(live(Some(from_attributes(attrs)?), now_s));
             }
             match out.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),

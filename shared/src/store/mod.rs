@@ -33,7 +33,7 @@ pub use records::{
 pub use table::{COMPLETED, Cond, IN_PROGRESS, Item, StoreError, Table};
 
 use crate::clock::Clock;
-use crate::rate_limit::{LimitError, RateLimiter, Window};
+use crate::rate_limit::{LimitError, RateLimiter, Window, wait_before};
 use crate::settings::{IntegrationSettings, InvalidSettings};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -647,17 +647,10 @@ impl Store {
             };
             log.sort_unstable();
             log.retain(|t| *t > now_ms - millis(longest));
-            let wait = windows
-                .iter()
-                .filter_map(|w| {
-                    let max = w.max as usize;
-                    let oldest = *log.get(log.len().checked_sub(max.max(1))?)?;
-                    let free_at = oldest + millis(w.length);
-                    (max == 0 || free_at > now_ms).then(|| free_at - now_ms)
-                })
-                .max();
-            if let Some(ms) = wait {
-                return Ok(Some(Duration::from_millis(ms.max(1) as u64)));
+            let since_epoch = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+            let granted: Vec<Duration> = log.iter().map(|t| since_epoch(*t)).collect();
+            if let Some(wait) = wait_before(&granted, windows, since_epoch(now_ms)) {
+                return Ok(Some(wait.max(Duration::from_millis(1))));
             }
             log.push(now_ms);
             let item = Item {

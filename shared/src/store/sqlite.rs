@@ -3,7 +3,7 @@
 //! a `BEGIN IMMEDIATE` transaction, so the check and the write are atomic across threads and
 //! across processes sharing the file. Safe across restarts: nothing is held in memory.
 
-use super::table::{Cond, IN_PROGRESS, Item, StoreError, Table};
+use super::table::{Cond, Item, StoreError, Table, live};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
@@ -89,10 +89,6 @@ fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
     })
 }
 
-fn live(item: Option<Item>, now_s: i64) -> Option<Item> {
-    item.filter(|i| i.expires_at.is_none_or(|e| e >= now_s))
-}
-
 fn read(conn: &Connection, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
     conn.query_row(
         &format!("SELECT {COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2"),
@@ -117,19 +113,7 @@ impl Table for SqliteTable {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             let existing = live(read(&tx, &item.pk, &item.sk)?, now_s);
-            let allowed = match (&cond, &existing) {
-                (Cond::Always, _) | (Cond::Absent, None) => true,
-                (Cond::Absent, Some(_)) => false,
-                (Cond::Version(v), e) => e.as_ref().map_or(0, |e| e.version) == *v,
-                (Cond::Claim { .. }, None) => true,
-                (Cond::HeldBy(_), None) => false,
-                (Cond::HeldBy(owner), Some(e)) => e.owner.as_deref() == Some(owner.as_str()),
-                (Cond::Claim { now_ms, owner }, Some(e)) => {
-                    (e.state.as_deref() == Some(IN_PROGRESS)
-                        && e.held_until_ms.is_some_and(|h| h < *now_ms))
-                        || e.owner.as_deref() == Some(owner.as_str())
-                }
-            };
+            let allowed = cond.holds(existing.as_ref());
             if allowed {
                 tx.execute(
                     &format!(

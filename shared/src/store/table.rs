@@ -43,6 +43,33 @@ pub enum Cond {
     HeldBy(String),
 }
 
+impl Cond {
+    /// Whether the condition holds over the live item at the key (`None`: absent or expired):
+    /// the one definition an adapter that checks conditions itself uses (DynamoDB writes the
+    /// same as a condition expression).
+    pub fn holds(&self, existing: Option<&Item>) -> bool {
+        match (self, existing) {
+            (Cond::Always, _) | (Cond::Absent, None) => true,
+            (Cond::Absent, Some(_)) => false,
+            (Cond::Version(v), e) => e.map_or(0, |e| e.version) == *v,
+            (Cond::Claim { .. }, None) => true,
+            (Cond::HeldBy(_), None) => false,
+            (Cond::HeldBy(owner), Some(e)) => e.owner.as_deref() == Some(owner.as_str()),
+            (Cond::Claim { now_ms, owner }, Some(e)) => {
+                (e.state.as_deref() == Some(IN_PROGRESS)
+                    && e.held_until_ms.is_some_and(|h| h < *now_ms))
+                    || e.owner.as_deref() == Some(owner.as_str())
+            }
+        }
+    }
+}
+
+/// The item itself when it is live at `now_s` (not expired): expired items are absent to every
+/// read and condition, whether or not they are deleted yet.
+pub fn live(item: Option<Item>, now_s: i64) -> Option<Item> {
+    item.filter(|i| i.expires_at.is_none_or(|e| e >= now_s))
+}
+
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

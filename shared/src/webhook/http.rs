@@ -29,7 +29,7 @@ use super::parse::parse_delivery;
 use crate::metrics;
 use crate::queue::JobQueue;
 use crate::secrets::{ExposeSecret, SecretSource};
-use crate::settings::IntegrationSettings;
+use crate::settings::{IntegrationSettings, is_valid_id};
 use crate::sightings::{SightingDeps, SightingError, SightingSummary};
 use crate::store::{DeliveryAudit, Store};
 use chrono::Utc;
@@ -87,16 +87,6 @@ pub struct WebhookDeps<'a> {
     pub secrets: &'a dyn SecretSource,
     /// The write-back queue.
     pub queue: &'a dyn JobQueue,
-}
-
-/// Whether a path's integration id has the shape settings allow (1–64 letters, digits, `-`,
-/// `_`); anything else cannot name an integration.
-fn plausible_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 enum Rejection {
@@ -165,7 +155,7 @@ fn reject(
 ) -> WebhookResponse {
     let logged_id = request
         .integration_id
-        .filter(|id| plausible_id(id))
+        .filter(|id| is_valid_id(id))
         .unwrap_or("<none>");
     let names = parameter_names(request.query);
     let message = rejection.message();
@@ -214,7 +204,7 @@ async fn authenticate(
     deps: WebhookDeps<'_>,
     request: &WebhookRequest<'_>,
 ) -> Result<IntegrationSettings, AuthFailure> {
-    let settings = match request.integration_id.filter(|id| plausible_id(id)) {
+    let settings = match request.integration_id.filter(|id| is_valid_id(id)) {
         Some(id) => deps.store.get_integration(id).await.map_err(|e| {
             tracing::error!(error = %e, "state store unavailable while reading an integration");
             AuthFailure::Unavailable
@@ -336,9 +326,9 @@ mod tests {
 
     #[test]
     fn ids_that_can_name_an_integration() {
-        assert!(plausible_id("acme-nz_2"));
-        assert!(!plausible_id(""));
-        assert!(!plausible_id("a/b"));
-        assert!(!plausible_id(&"a".repeat(65)));
+        assert!(is_valid_id("acme-nz_2"));
+        assert!(!is_valid_id(""));
+        assert!(!is_valid_id("a/b"));
+        assert!(!is_valid_id(&"a".repeat(65)));
     }
 }
