@@ -26,7 +26,7 @@ use shared::pull::{PullDeps, PullOptions, PullOutcome, SharedSink, run_pull};
 use shared::rate_limit::{RateLimiter, Window, WindowLimiter};
 use shared::store::Store;
 use shared::webhook::{WebhookDeps, WebhookRequest};
-use shared::writeback::run::{JobOutcome, ShopifyTrigger, WriteBackDeps, run_batch};
+use shared::writeback::run::{JobOutcome, WriteBackDeps, run_batch};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,15 +114,6 @@ fn windows(limits: &[Limit]) -> Vec<Window> {
         .iter()
         .map(|l| Window::new(l.max as u32, l.length))
         .collect()
-}
-
-struct NoShopify;
-
-#[async_trait::async_trait]
-impl ShopifyTrigger for NoShopify {
-    async fn trigger(&self, _url: &str) -> Result<(), String> {
-        Ok(())
-    }
 }
 
 fn calls(cin7: &Cin7Sandbox, gss: &GssSandbox) -> Calls {
@@ -329,7 +320,7 @@ async fn write_back(rig: &Rig, batch: &[shared::queue::Outgoing]) -> usize {
         store: &rig.store,
         gss: &rig.gss_api,
         cin7: &rig.cin7_api,
-        shopify: &NoShopify,
+        shopify: &integration_tests::NoShopify,
         shopify_template: "",
         cin7_pacing: rig.cin7_limiter.as_ref(),
         owner: "bench",

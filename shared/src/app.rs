@@ -220,14 +220,23 @@ pub fn deadline_from_epoch_ms(deadline_ms: u64) -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
+/// A function's environment that does not make its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable the function needs is not set.
+    #[error("environment variable {0} is not set")]
+    Missing(String),
+    /// A variable is set but cannot be read as what it configures.
+    #[error("invalid environment configuration: {0}")]
+    Invalid(String),
+}
+
 /// Reads a function's typed configuration from the environment; a missing or malformed
 /// variable is named in the error.
-pub fn config_from_env<T: serde::de::DeserializeOwned>() -> Result<T, String> {
+pub fn config_from_env<T: serde::de::DeserializeOwned>() -> Result<T, ConfigError> {
     envy::from_env::<T>().map_err(|e| match e {
-        envy::Error::MissingValue(field) => {
-            format!("environment variable {} is not set", field.to_uppercase())
-        }
-        envy::Error::Custom(msg) => format!("invalid environment configuration: {msg}"),
+        envy::Error::MissingValue(field) => ConfigError::Missing(field.to_uppercase()),
+        envy::Error::Custom(msg) => ConfigError::Invalid(msg),
     })
 }
 

@@ -7,6 +7,7 @@
 //! attempt is a call against the API's budget.
 
 use crate::rate_limit::RateLimiter;
+use crate::tolerant::BodyError;
 use reqwest::StatusCode;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -280,7 +281,7 @@ impl Endpoint {
         idempotency: Idempotency,
         accept: &[StatusCode],
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-        parse: impl Fn(&Answer) -> Result<T, String>,
+        parse: impl Fn(&Answer) -> Result<T, BodyError>,
     ) -> Result<T, ApiError> {
         let service = self.service;
         let mut attempt = 0u32;
@@ -316,11 +317,11 @@ impl Endpoint {
                     if status.is_success() || accept.contains(&status) {
                         match parse(&answer) {
                             Ok(value) => return Ok(value),
-                            Err(detail) => {
+                            Err(e) => {
                                 let err = ApiError::Malformed {
                                     service,
                                     operation,
-                                    detail,
+                                    detail: e.to_string(),
                                 };
                                 if idempotency == Idempotency::NotIdempotent {
                                     return Err(err);

@@ -10,6 +10,12 @@ use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
+/// A text that is not a timestamp in any form CIN7 or GoSweetSpot write (its first 64
+/// characters, for the message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unreadable date {0:?}")]
+pub struct UnreadableDate(pub String);
+
 /// The zone designator of a written timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Zone {
@@ -65,9 +71,9 @@ impl Timestamp {
     /// Reads a timestamp as CIN7 and GoSweetSpot write them: RFC 3339 (`Z` or an offset, with
     /// or without a colon), a naive `YYYY-MM-DDTHH:MM:SS[.fffffff]` (or with a space), or a bare
     /// date (midnight). Years before 1900 are the .NET "no date" placeholder: `None`.
-    pub fn parse(text: &str) -> Result<Option<Self>, String> {
+    pub fn parse(text: &str) -> Result<Option<Self>, UnreadableDate> {
         let s = text.trim();
-        let unreadable = || format!("unreadable date {s:?}");
+        let unreadable = || UnreadableDate(s.chars().take(64).collect());
         let digits = fraction_digits(s);
         let (instant, zone) = if let Ok(d) = DateTime::parse_from_rfc3339(s) {
             let zone = if s.ends_with(['Z', 'z']) {

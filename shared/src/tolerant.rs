@@ -6,7 +6,7 @@
 //! anything it cannot read into a serde error (never a panic), so one bad order is reported on
 //! its own instead of failing a whole page.
 
-use crate::timestamp::Timestamp;
+use crate::timestamp::{Timestamp, UnreadableDate};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, de::Error as _};
@@ -99,7 +99,7 @@ where
 
 /// Parses a timestamp as CIN7 and GoSweetSpot write them (see [`Timestamp::parse`]), keeping
 /// only the instant. Years before 1900 are the `.NET` "no date" placeholder and read as `None`.
-pub fn parse_datetime(s: &str) -> Result<Option<DateTime<Utc>>, String> {
+pub fn parse_datetime(s: &str) -> Result<Option<DateTime<Utc>>, UnreadableDate> {
     Ok(Timestamp::parse(s)?.map(|t| t.instant()))
 }
 
@@ -123,8 +123,18 @@ pub fn format_cin7_datetime(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// A JSON value that is not the number it should be. Messages name the kind or quote a short
+/// text, never more than the sender's own input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("expected an integer, got {0}")]
+    NotAnInteger(String),
+    #[error("expected a number, got {0}")]
+    NotANumber(String),
+}
+
 /// Converts a JSON number or numeric string to an integer.
-pub fn value_to_i64(v: &Value) -> Result<i64, String> {
+pub fn value_to_i64(v: &Value) -> Result<i64, ValueError> {
     match v {
         Value::Number(n) => n
             .as_i64()
@@ -133,26 +143,35 @@ pub fn value_to_i64(v: &Value) -> Result<i64, String> {
                     .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
                     .map(|f| f as i64)
             })
-            .ok_or_else(|| format!("expected an integer, got {n}")),
+            .ok_or_else(|| ValueError::NotAnInteger(n.to_string())),
         Value::String(s) => s
             .trim()
             .parse::<i64>()
-            .map_err(|_| format!("expected an integer, got {s:?}")),
-        other => Err(format!("expected an integer, got {}", kind(other))),
+            .map_err(|_| ValueError::NotAnInteger(format!("{s:?}"))),
+        other => Err(ValueError::NotAnInteger(kind(other).to_string())),
     }
 }
 
 /// Converts a JSON number or numeric string to a decimal without going through binary floating
 /// point for strings; numbers use their shortest round-trip rendering (so `19.99` stays `19.99`).
-pub fn value_to_decimal(v: &Value) -> Result<Decimal, String> {
+pub fn value_to_decimal(v: &Value) -> Result<Decimal, ValueError> {
     let text = match v {
         Value::Number(n) => n.to_string(),
         Value::String(s) => s.trim().to_string(),
-        other => return Err(format!("expected a number, got {}", kind(other))),
+        other => return Err(ValueError::NotANumber(kind(other).to_string())),
     };
     Decimal::from_str(&text)
         .or_else(|_| Decimal::from_scientific(&text))
-        .map_err(|_| format!("expected a number, got {text:?}"))
+        .map_err(|_| ValueError::NotANumber(format!("{text:?}")))
+}
+
+/// A response body that is not what it should be: not JSON, or JSON of another shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("{0}")]
+    Shape(String),
 }
 
 /// A short name for the JSON type of a value, for error messages (never the value itself).

@@ -280,7 +280,7 @@ pub struct NoShopify;
 
 #[async_trait::async_trait]
 impl shared::writeback::run::ShopifyTrigger for NoShopify {
-    async fn trigger(&self, _: &str) -> Result<(), String> {
+    async fn trigger(&self, _: &str) -> Result<(), shared::writeback::run::ShopifyError> {
         Ok(())
     }
 }

@@ -37,7 +37,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config: Config = match config_from_env() {
         Ok(c) => c,
-        Err(e) => return Err(init_failed(e).await.into()),
+        Err(e) => return Err(init_failed(e.to_string()).await.into()),
     };
     let sdk = shared::aws_config::sdk_config().await;
     let store = shared::aws_config::dynamo_store(&sdk, &config.table_name);

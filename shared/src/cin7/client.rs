@@ -9,6 +9,7 @@ use crate::http::{
     Answer, ApiError, CallCounter, Endpoint, EndpointConfig, Idempotency, RetryPolicy, Service,
 };
 use crate::rate_limit::RateLimiter;
+use crate::tolerant::BodyError;
 use base64::Engine;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
@@ -202,17 +203,19 @@ impl Cin7Client {
                         return Ok(None);
                     }
                     let value: serde_json::Value = serde_json::from_slice(&answer.body)
-                        .map_err(|e| format!("invalid JSON: {e}"))?;
+                        .map_err(|e| BodyError::Json(e.to_string()))?;
                     match value {
                         serde_json::Value::Null => Ok(None),
                         v @ serde_json::Value::Object(_) => match OrderRow::from_value(v) {
                             OrderRow::Parsed(order) => Ok(Some(*order)),
-                            OrderRow::Unparseable(u) => Err(format!("order {id}: {}", u.error)),
+                            OrderRow::Unparseable(u) => {
+                                Err(BodyError::Shape(format!("order {id}: {}", u.error)))
+                            }
                         },
-                        other => Err(format!(
+                        other => Err(BodyError::Shape(format!(
                             "expected a sales order, got {}",
                             crate::tolerant::kind(&other)
-                        )),
+                        ))),
                     }
                 },
             )
@@ -252,8 +255,8 @@ impl Cin7Client {
                 },
                 |answer: &Answer| {
                     let items: Vec<PutResultItem> = serde_json::from_slice(&answer.body)
-                        .map_err(|e| format!("invalid PUT result: {e}"))?;
-                    match_put_results(updates, items)
+                        .map_err(|e| BodyError::Json(format!("PUT result: {e}")))?;
+                    match_put_results(updates, items).map_err(|e| BodyError::Shape(e.to_string()))
                 },
             )
             .await

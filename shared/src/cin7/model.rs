@@ -6,7 +6,7 @@
 //! are ignored.
 
 use crate::timestamp::Timestamp;
-use crate::tolerant;
+use crate::tolerant::{self, BodyError};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -390,13 +390,13 @@ impl OrderRow {
 
 /// Parses a list page: a bare JSON array of orders. A body that is not an array is an error;
 /// an element that is not a valid order becomes [`OrderRow::Unparseable`].
-pub fn parse_page(body: &[u8]) -> Result<Vec<OrderRow>, String> {
-    match serde_json::from_slice::<Value>(body).map_err(|e| format!("invalid JSON: {e}"))? {
+pub fn parse_page(body: &[u8]) -> Result<Vec<OrderRow>, BodyError> {
+    match serde_json::from_slice::<Value>(body).map_err(|e| BodyError::Json(e.to_string()))? {
         Value::Array(items) => Ok(items.into_iter().map(OrderRow::from_value).collect()),
-        other => Err(format!(
+        other => Err(BodyError::Shape(format!(
             "expected a list of sales orders, got {}",
             tolerant::kind(&other)
-        )),
+        ))),
     }
 }
 
@@ -477,26 +477,40 @@ pub struct PutOutcome {
     pub result: Result<(), Vec<String>>,
 }
 
+/// A PUT answer that does not account for the orders sent, one result each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PutMatchError {
+    #[error("result index {0} is negative")]
+    NegativeIndex(i64),
+    #[error("result index {0} matches no order sent")]
+    NoSuchIndex(usize),
+    #[error("result {index} names order {named} but order {sent} was sent there")]
+    WrongOrder { index: usize, named: i64, sent: i64 },
+    #[error("no result for order {0} sent")]
+    Missing(i64),
+}
+
 /// Matches PUT result items to the orders sent, by `index` when present, else by position.
 /// Errors when the answer does not account for every order sent.
 pub fn match_put_results(
     sent: &[SalesOrderUpdate],
     items: Vec<PutResultItem>,
-) -> Result<Vec<PutOutcome>, String> {
+) -> Result<Vec<PutOutcome>, PutMatchError> {
     let mut outcomes: Vec<Option<PutOutcome>> = vec![None; sent.len()];
     for (position, item) in items.into_iter().enumerate() {
         let index = match item.index {
-            Some(i) => usize::try_from(i).map_err(|_| format!("result index {i} is negative"))?,
+            Some(i) => usize::try_from(i).map_err(|_| PutMatchError::NegativeIndex(i))?,
             None => position,
         };
         let Some(order) = sent.get(index) else {
-            return Err(format!("result index {index} matches no order sent"));
+            return Err(PutMatchError::NoSuchIndex(index));
         };
         if let Some(id) = item.id.filter(|id| *id != 0 && *id != order.id) {
-            return Err(format!(
-                "result {index} names order {id} but order {} was sent there",
-                order.id
-            ));
+            return Err(PutMatchError::WrongOrder {
+                index,
+                named: id,
+                sent: order.id,
+            });
         }
         let result = if item.success == Some(true) {
             Ok(())
@@ -513,7 +527,7 @@ pub fn match_put_results(
     outcomes
         .into_iter()
         .enumerate()
-        .map(|(i, o)| o.ok_or_else(|| format!("no result for order {} sent", sent[i].id)))
+        .map(|(i, o)| o.ok_or(PutMatchError::Missing(sent[i].id)))
         .collect()
 }
 

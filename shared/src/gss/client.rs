@@ -8,6 +8,7 @@ use crate::http::{
     Answer, ApiError, CallCounter, Endpoint, EndpointConfig, Idempotency, RetryPolicy, Service,
 };
 use crate::rate_limit::RateLimiter;
+use crate::tolerant::BodyError;
 use chrono::{DateTime, Utc};
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -127,11 +128,11 @@ impl GssClient {
                 |answer: &Answer| {
                     let results: Vec<PublishResult> = parse(&answer.body)?;
                     if results.len() != orders.len() {
-                        return Err(format!(
+                        return Err(BodyError::Shape(format!(
                             "{} results for {} orders",
                             results.len(),
                             orders.len()
-                        ));
+                        )));
                     }
                     Ok(results)
                 },
@@ -199,7 +200,7 @@ impl GssClient {
                     // Keys are packing slips: matched exactly, never normalised.
                     let map: BTreeMap<String, serde_json::Value> =
                         serde_json::from_slice(&answer.body)
-                            .map_err(|e| format!("invalid delete result: {e}"))?;
+                            .map_err(|e| BodyError::Json(format!("delete result: {e}")))?;
                     Ok(map
                         .into_iter()
                         .map(|(slip, msg)| {

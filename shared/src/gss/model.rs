@@ -5,7 +5,7 @@
 //! underscores) before the typed models see them. Requests are written with the spellings of
 //! the documentation.
 
-use crate::tolerant;
+use crate::tolerant::{self, BodyError};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
@@ -36,10 +36,11 @@ pub mod limits {
 pub const MAX_ORDERS_PER_CALL: usize = 50;
 
 /// Parses a GoSweetSpot JSON body with field names matched case-insensitively.
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
     let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    serde_json::from_value(tolerant::normalise_keys(value)).map_err(|e| e.to_string())
+        serde_json::from_slice(body).map_err(|e| BodyError::Json(e.to_string()))?;
+    serde_json::from_value(tolerant::normalise_keys(value))
+        .map_err(|e| BodyError::Shape(e.to_string()))
 }
 
 /// GoSweetSpot's message in an error body, in whichever shape it comes: a top-level `Message`,

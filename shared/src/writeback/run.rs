@@ -42,7 +42,21 @@ pub trait OrderUpdater: Send + Sync {
 /// Calls CIN7's Shopify "update order status" link.
 #[async_trait]
 pub trait ShopifyTrigger: Send + Sync {
-    async fn trigger(&self, url: &str) -> Result<(), String>;
+    async fn trigger(&self, url: &str) -> Result<(), ShopifyError>;
+}
+
+/// Why the Shopify link was not called, or refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShopifyError {
+    /// The trigger's HTTP client could not be built.
+    #[error("Shopify trigger not set up: {0}")]
+    Setup(String),
+    /// The link could not be reached (connection, timeout).
+    #[error("Shopify trigger not reached: {0}")]
+    Unreached(String),
+    /// The link answered with a status other than 2xx.
+    #[error("Shopify trigger answered HTTP {0}")]
+    Status(u16),
 }
 
 #[async_trait]
@@ -70,31 +84,28 @@ pub struct HttpShopifyTrigger {
 
 impl HttpShopifyTrigger {
     /// A trigger with its own HTTP client (rustls, timeout).
-    pub fn new(timeout: Duration) -> Result<Self, String> {
+    pub fn new(timeout: Duration) -> Result<Self, ShopifyError> {
         reqwest::Client::builder()
             .timeout(timeout)
             .build()
             .map(|http| Self { http })
-            .map_err(|e| e.to_string())
+            .map_err(|e| ShopifyError::Setup(e.to_string()))
     }
 }
 
 #[async_trait]
 impl ShopifyTrigger for HttpShopifyTrigger {
-    async fn trigger(&self, url: &str) -> Result<(), String> {
+    async fn trigger(&self, url: &str) -> Result<(), ShopifyError> {
         let response = self
             .http
             .get(url)
             .send()
             .await
-            .map_err(|e| format!("Shopify trigger not reached: {}", e.without_url()))?;
+            .map_err(|e| ShopifyError::Unreached(e.without_url().to_string()))?;
         if response.status().is_success() {
             Ok(())
         } else {
-            Err(format!(
-                "Shopify trigger answered HTTP {}",
-                response.status()
-            ))
+            Err(ShopifyError::Status(response.status().as_u16()))
         }
     }
 }
@@ -661,7 +672,7 @@ async fn shopify(
                 r.last_error = Some(format!("{}: {e}", job.connote));
             })
             .await?;
-            Ok(JobOutcome::Retry(e))
+            Ok(JobOutcome::Retry(e.to_string()))
         }
     }
 }
