@@ -24,6 +24,7 @@ pub fn fast_retry(max_attempts: u32) -> RetryPolicy {
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(40),
         max_retry_after: Duration::from_secs(5),
+        jitter_seed: None,
     }
 }
 

@@ -6,7 +6,8 @@ use super::model::{
 };
 use super::query::{ListQuery, MAX_ROWS, Where};
 use crate::http::{
-    Answer, ApiError, CallCounter, Endpoint, EndpointConfig, Idempotency, RetryPolicy, Service,
+    Answer, ApiError, CallCounter, CallKind, Endpoint, EndpointConfig, Idempotency, RetryPolicy,
+    Service,
 };
 use crate::rate_limit::RateLimiter;
 use crate::tolerant::BodyError;
@@ -122,8 +123,7 @@ impl Cin7Client {
         self.endpoint
             .call(
                 ops::LIST,
-                Idempotency::Idempotent,
-                &[],
+                CallKind::IDEMPOTENT,
                 |http| {
                     http.get(url.clone())
                         .header(AUTHORIZATION, self.auth.clone())
@@ -195,8 +195,10 @@ impl Cin7Client {
         self.endpoint
             .call(
                 ops::GET,
-                Idempotency::Idempotent,
-                &[StatusCode::NOT_FOUND],
+                CallKind {
+                    accept: &[404],
+                    ..CallKind::IDEMPOTENT
+                },
                 |http| http.get(&url).header(AUTHORIZATION, self.auth.clone()),
                 |answer: &Answer| {
                     if answer.status == StatusCode::NOT_FOUND {
@@ -246,8 +248,11 @@ impl Cin7Client {
         self.endpoint
             .call(
                 ops::PUT,
-                Idempotency::NotIdempotent,
-                &[],
+                CallKind {
+                    idempotency: Idempotency::NotIdempotent,
+                    accept: &[],
+                    batch: updates.len() > 1,
+                },
                 |http| {
                     http.put(&url)
                         .header(AUTHORIZATION, self.auth.clone())

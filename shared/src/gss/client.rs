@@ -5,7 +5,7 @@ use super::model::{
     Shipment, parse,
 };
 use crate::http::{
-    Answer, ApiError, CallCounter, Endpoint, EndpointConfig, Idempotency, RetryPolicy, Service,
+    Answer, ApiError, CallCounter, CallKind, Endpoint, EndpointConfig, RetryPolicy, Service,
 };
 use crate::rate_limit::RateLimiter;
 use crate::tolerant::BodyError;
@@ -122,8 +122,10 @@ impl GssClient {
         self.endpoint
             .call(
                 ops::PUT_ORDERS,
-                Idempotency::Idempotent,
-                &[],
+                CallKind {
+                    batch: orders.len() > 1,
+                    ..CallKind::IDEMPOTENT
+                },
                 |http| http.put(&url).headers(self.headers.clone()).json(orders),
                 |answer: &Answer| {
                     let results: Vec<PublishResult> = parse(&answer.body)?;
@@ -155,8 +157,7 @@ impl GssClient {
                 .endpoint
                 .call(
                     ops::GET_ORDERS,
-                    Idempotency::Idempotent,
-                    &[],
+                    CallKind::IDEMPOTENT,
                     |http| http.get(&url).headers(self.headers.clone()).query(&params),
                     |answer: &Answer| parse(&answer.body),
                 )
@@ -189,8 +190,7 @@ impl GssClient {
         self.endpoint
             .call(
                 ops::DELETE_ORDERS,
-                Idempotency::Idempotent,
-                &[],
+                CallKind::IDEMPOTENT,
                 |http| {
                     http.delete(&url)
                         .headers(self.headers.clone())
@@ -265,8 +265,7 @@ impl GssClient {
                 .endpoint
                 .call(
                     ops::GET_SHIPMENTS,
-                    Idempotency::Idempotent,
-                    &[],
+                    CallKind::IDEMPOTENT,
                     |http| http.get(&url).headers(self.headers.clone()).query(&params),
                     |answer: &Answer| parse(&answer.body),
                 )

@@ -352,25 +352,27 @@ impl Run<'_> {
                         *slot = Some(result);
                     }
                 }
-                Err(ApiError::Rejected {
-                    status: 400,
-                    detail,
-                    ..
-                }) => {
-                    if part.len() == 1 {
-                        let order = &orders[part.start];
-                        tracing::warn!(integration = %self.settings.id, packing_slip = %order.packingslipno, "GoSweetSpot refused this order's batch; the order is set aside");
-                        results[part.start] = Some(PublishResult {
-                            packingslipno: Some(order.packingslipno.clone()),
-                            result: false,
-                            msg: Some(gss_error_text(&detail)),
-                        });
-                    } else {
-                        let middle = part.start + part.len() / 2;
-                        tracing::info!(integration = %self.settings.id, orders = part.len(), "GoSweetSpot refused a whole batch (HTTP 400); halving it to find the order it refuses");
-                        parts.push(middle..part.end);
-                        parts.push(part.start..middle);
+                Err(ApiError::BatchRefused { .. }) if part.len() > 1 => {
+                    let middle = part.start + part.len() / 2;
+                    tracing::info!(integration = %self.settings.id, orders = part.len(), "GoSweetSpot refused a whole batch (HTTP 400); halving it to find the order it refuses");
+                    parts.push(middle..part.end);
+                    parts.push(part.start..middle);
+                }
+                Err(
+                    ApiError::Rejected {
+                        status: 400,
+                        detail,
+                        ..
                     }
+                    | ApiError::BatchRefused { detail, .. },
+                ) => {
+                    let order = &orders[part.start];
+                    tracing::warn!(integration = %self.settings.id, packing_slip = %order.packingslipno, "GoSweetSpot refused this order; it is set aside");
+                    results[part.start] = Some(PublishResult {
+                        packingslipno: Some(order.packingslipno.clone()),
+                        result: false,
+                        msg: Some(gss_error_text(&detail)),
+                    });
                 }
                 Err(e) => return Err(e.into()),
             }

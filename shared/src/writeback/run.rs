@@ -407,7 +407,7 @@ async fn write_cin7(
                     put_results.insert(o.id, o.result.map_err(|e| e.join("; ")));
                 }
             }
-            Err(ApiError::Rejected { status: 400, .. }) if updates.len() > 1 => {
+            Err(ApiError::BatchRefused { .. }) if updates.len() > 1 => {
                 // One bad order refused the whole call: isolate it, one PUT each.
                 for u in &updates {
                     let r = match deps.cin7.update(std::slice::from_ref(u)).await {

@@ -1,10 +1,12 @@
-//! The HTTP plumbing both API clients share: pacing, timeouts, retries with `Retry-After` and
-//! jittered exponential backoff, outcome classification into typed errors, and call counting.
-//!
-//! Retries are hand-rolled (a dozen lines) rather than taken from a crate because the rules are
-//! ours: `Retry-After` wins over backoff, non-idempotent calls are retried only when the server
-//! certainly did not act (429), and each attempt passes through the limiter because each
-//! attempt is a call against the API's budget.
+//! The HTTP plumbing both API clients share: pacing, timeouts, call counting, and each
+//! attempt's outcome turned into a value or a typed error. Whether and when to retry is
+//! [`retry`]'s.
+
+mod retry;
+
+pub use retry::{
+    CallKind, Failure, GiveUp, Idempotency, Outcome, RetryPolicy, Schedule, Verdict, classify,
+};
 
 use crate::rate_limit::RateLimiter;
 use crate::tolerant::BodyError;
@@ -74,6 +76,14 @@ pub enum ApiError {
         status: u16,
         detail: String,
     },
+    #[error(
+        "{service} refused the whole batch on {operation} (HTTP 400), likely for one of its items: {detail}"
+    )]
+    BatchRefused {
+        service: Service,
+        operation: &'static str,
+        detail: String,
+    },
     #[error("{service} {operation} answered with a body that is not the expected JSON: {detail}")]
     Malformed {
         service: Service,
@@ -114,44 +124,10 @@ impl ApiError {
             ApiError::Unauthorized { .. } => Some(401),
             ApiError::Forbidden { .. } => Some(403),
             ApiError::RateLimited { .. } => Some(429),
+            ApiError::BatchRefused { .. } => Some(400),
             ApiError::Server { status, .. } | ApiError::Rejected { status, .. } => Some(*status),
             _ => None,
         }
-    }
-}
-
-/// How often and how patiently to retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// The first backoff ceiling; doubled on each attempt.
-    pub base_delay: Duration,
-    /// The largest backoff ceiling.
-    pub max_delay: Duration,
-    /// A `Retry-After` longer than this ends the call instead of sleeping through it.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(8),
-            max_retry_after: Duration::from_secs(65),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Full-jitter backoff for the given attempt (1-based): uniform in `[0, min(max, base·2ⁿ⁻¹)]`.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(self.max_delay);
-        ceiling.mul_f64(fastrand::f64())
     }
 }
 
@@ -180,21 +156,6 @@ impl CallCounter {
             .map(|c| c.get(operation).copied().unwrap_or(0))
             .unwrap_or(0)
     }
-
-    /// Calls made so far per operation.
-    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
-        self.counts.lock().map(|c| c.clone()).unwrap_or_default()
-    }
-}
-
-/// Whether a request may safely be sent again after an ambiguous failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Idempotency {
-    /// Reads, upserts and deletes: retried on any transient failure.
-    Idempotent,
-    /// Writes whose effect may already have happened: retried only on 429, when the server
-    /// certainly did not act. Other failures go back to the caller to decide (read back).
-    NotIdempotent,
 }
 
 /// One API host: the HTTP client, its limiter, retry policy and call counter.
@@ -266,27 +227,22 @@ impl Endpoint {
         &self.calls
     }
 
-    /// The underlying HTTP client, for building requests.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
-    /// Sends a request built by `build` (called once per attempt) and parses a 2xx body with
-    /// `parse`. Retries transient failures per `idempotency`; for idempotent calls a body that
-    /// does not parse is retried too (a truncated answer). `accept` lists extra non-2xx statuses
-    /// handed to `parse` instead of failing (e.g. 404 for a lookup).
+    /// Sends a request built by `build` (called once per attempt) and parses an accepted
+    /// answer with `parse`. Each attempt passes the limiter (it is a call against the API's
+    /// budget) and is counted; [`classify`] judges it and the policy's [`Schedule`] paces the
+    /// next.
     pub async fn call<T>(
         &self,
         operation: &'static str,
-        idempotency: Idempotency,
-        accept: &[StatusCode],
+        kind: CallKind<'_>,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
         parse: impl Fn(&Answer) -> Result<T, BodyError>,
     ) -> Result<T, ApiError> {
         let service = self.service;
-        let mut attempt = 0u32;
+        let mut schedule = self.retry.schedule();
+        let mut attempts = 0u32;
         loop {
-            attempt += 1;
+            attempts += 1;
             self.limiter
                 .acquire()
                 .await
@@ -296,125 +252,146 @@ impl Endpoint {
                     detail: e.to_string(),
                 })?;
             self.calls.record(operation);
-            let outcome = match build(&self.http).send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = retry_after(response.headers());
-                    match response.bytes().await {
-                        Ok(body) => Outcome::Answered(Answer { status, body }, retry_after),
-                        Err(e) => Outcome::NoAnswer(describe_transport(e), true),
-                    }
-                }
-                Err(e) => {
-                    let unsent = e.is_connect();
-                    Outcome::NoAnswer(describe_transport(e), unsent)
-                }
-            };
-            let last = attempt >= self.retry.max_attempts;
-            let (error, wait) = match outcome {
-                Outcome::Answered(answer, retry_after) => {
-                    let status = answer.status;
-                    if status.is_success() || accept.contains(&status) {
+            let (outcome, detail) = match self.send(&build).await {
+                Ok((answer, retry_after)) => {
+                    let status = answer.status.as_u16();
+                    let outcome = Outcome::Answered {
+                        status,
+                        retry_after,
+                    };
+                    if classify(outcome, kind) == Verdict::Accept {
                         match parse(&answer) {
                             Ok(value) => return Ok(value),
-                            Err(e) => {
-                                let err = ApiError::Malformed {
-                                    service,
-                                    operation,
-                                    detail: e.to_string(),
-                                };
-                                if idempotency == Idempotency::NotIdempotent {
-                                    return Err(err);
-                                }
-                                (err, None)
-                            }
+                            Err(e) => (Outcome::Unparsable, e.to_string()),
                         }
                     } else {
-                        let detail = truncate_text(&String::from_utf8_lossy(&answer.body), 300);
-                        match status.as_u16() {
-                            401 => {
-                                return Err(ApiError::Unauthorized {
-                                    service,
-                                    operation,
-                                    hint: self.auth_hint,
-                                });
-                            }
-                            403 => {
-                                return Err(ApiError::Forbidden {
-                                    service,
-                                    operation,
-                                    hint: self.permission_hint,
-                                });
-                            }
-                            429 => (
-                                ApiError::RateLimited {
-                                    service,
-                                    operation,
-                                    attempts: attempt,
-                                },
-                                retry_after,
-                            ),
-                            code @ (408 | 500..=599) => {
-                                let err = ApiError::Server {
-                                    service,
-                                    operation,
-                                    status: code,
-                                    attempts: attempt,
-                                    detail,
-                                };
-                                if idempotency == Idempotency::NotIdempotent {
-                                    return Err(err);
-                                }
-                                (err, retry_after)
-                            }
-                            code => {
-                                return Err(ApiError::Rejected {
-                                    service,
-                                    operation,
-                                    status: code,
-                                    detail,
-                                });
-                            }
-                        }
+                        let body = truncate_text(&String::from_utf8_lossy(&answer.body), 300);
+                        (outcome, body)
                     }
                 }
-                Outcome::NoAnswer(detail, certainly_unsent) => {
-                    let err = ApiError::Transport {
-                        service,
-                        operation,
-                        attempts: attempt,
-                        detail,
-                    };
-                    if idempotency == Idempotency::NotIdempotent && !certainly_unsent {
-                        return Err(err);
-                    }
-                    (err, None)
-                }
+                Err((detail, unsent)) => (Outcome::NoAnswer { unsent }, detail),
             };
-            if last {
-                tracing::warn!(%service, operation, attempts = attempt, error = %error, "giving up");
-                return Err(error);
-            }
-            let delay = match wait {
-                Some(after) if after > self.retry.max_retry_after => {
+            let failed = Failed {
+                service,
+                operation,
+                attempts,
+                detail,
+            };
+            let retry_after = match classify(outcome, kind) {
+                Verdict::Accept => None,
+                Verdict::Retry => None,
+                Verdict::RetryAfter(after) => Some(after),
+                Verdict::PartialFailure => return Err(failed.batch_refused()),
+                Verdict::Fail(failure) => return Err(failed.error(outcome, Some(failure), self)),
+            };
+            let error = failed.error(outcome, None, self);
+            let delay = match schedule.next_wait(retry_after) {
+                Ok(delay) => delay,
+                Err(GiveUp::Exhausted) => {
+                    tracing::warn!(%service, operation, attempts, error = %error, "giving up");
+                    return Err(error);
+                }
+                Err(GiveUp::TooLongToWait(after)) => {
                     tracing::warn!(%service, operation, retry_after_s = after.as_secs(), "Retry-After beyond our patience; giving up");
                     return Err(error);
                 }
-                // Honour Retry-After, plus a little jitter so parallel callers do not return
-                // in lockstep.
-                Some(after) => after + self.retry.backoff(1) / 4,
-                None => self.retry.backoff(attempt),
             };
-            tracing::info!(%service, operation, attempt, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
+            tracing::info!(%service, operation, attempt = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One attempt on the wire: the answer and its `Retry-After`, or why there is none and
+    /// whether the request certainly never left.
+    async fn send(
+        &self,
+        build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<(Answer, Option<Duration>), (String, bool)> {
+        match build(&self.http).send().await {
+            Ok(response) => {
+                let status = response.status();
+                let retry_after = retry_after(response.headers());
+                match response.bytes().await {
+                    Ok(body) => Ok((Answer { status, body }, retry_after)),
+                    Err(e) => Err((describe_transport(e), false)),
+                }
+            }
+            Err(e) => {
+                let unsent = e.is_connect();
+                Err((describe_transport(e), unsent))
+            }
         }
     }
 }
 
-enum Outcome {
-    Answered(Answer, Option<Duration>),
-    /// No usable answer; the flag says whether the request certainly never reached the server.
-    NoAnswer(String, bool),
+/// What a failed attempt leaves for its error.
+struct Failed {
+    service: Service,
+    operation: &'static str,
+    attempts: u32,
+    detail: String,
+}
+
+impl Failed {
+    fn batch_refused(self) -> ApiError {
+        ApiError::BatchRefused {
+            service: self.service,
+            operation: self.operation,
+            detail: self.detail,
+        }
+    }
+
+    /// The error for an outcome: the final one when `failure` is given, else the transient one
+    /// a retry is about (and, once attempts run out, the call's error).
+    fn error(self, outcome: Outcome, failure: Option<Failure>, endpoint: &Endpoint) -> ApiError {
+        let Failed {
+            service,
+            operation,
+            attempts,
+            detail,
+        } = self;
+        match (outcome, failure) {
+            (_, Some(Failure::Unauthorized)) => ApiError::Unauthorized {
+                service,
+                operation,
+                hint: endpoint.auth_hint,
+            },
+            (_, Some(Failure::Forbidden)) => ApiError::Forbidden {
+                service,
+                operation,
+                hint: endpoint.permission_hint,
+            },
+            (Outcome::Answered { status, .. }, Some(Failure::Rejected)) => ApiError::Rejected {
+                service,
+                operation,
+                status,
+                detail,
+            },
+            (Outcome::Answered { status: 429, .. }, _) => ApiError::RateLimited {
+                service,
+                operation,
+                attempts,
+            },
+            (Outcome::Answered { status, .. }, _) => ApiError::Server {
+                service,
+                operation,
+                status,
+                attempts,
+                detail,
+            },
+            (Outcome::Unparsable, _) => ApiError::Malformed {
+                service,
+                operation,
+                detail,
+            },
+            (Outcome::NoAnswer { .. }, _) => ApiError::Transport {
+                service,
+                operation,
+                attempts,
+                detail,
+            },
+        }
+    }
 }
 
 fn describe_transport(e: reqwest::Error) -> String {
@@ -446,22 +423,6 @@ pub fn truncate_text(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let p = RetryPolicy {
-            max_attempts: 10,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
-            max_retry_after: Duration::from_secs(5),
-        };
-        for attempt in 1..12 {
-            let ceiling = Duration::from_millis(100 * (1 << (attempt - 1))).min(p.max_delay);
-            for _ in 0..50 {
-                assert!(p.backoff(attempt) <= ceiling);
-            }
-        }
-    }
 
     #[test]
     fn truncation_is_char_safe() {
