@@ -1113,7 +1113,7 @@ fn the_webhook_route_is_the_one_the_function_serves() {
     let path = event["Properties"]["Path"].as_str().expect("a path");
     assert_eq!(
         path,
-        format!("{}{{integration_id}}", consignment_webhook::ROUTE_PREFIX)
+        format!("{}{{integration_id}}", shared::webhook::ROUTE_PREFIX)
     );
     assert_eq!(event["Properties"]["PayloadFormatVersion"], "2.0");
     let api = props(&t, "WebhookApi");
@@ -1123,7 +1123,7 @@ fn the_webhook_route_is_the_one_the_function_serves() {
     let base = t["Outputs"]["WebhookBaseUrl"]["Value"]["Fn::Sub"]
         .as_str()
         .expect("WebhookBaseUrl is an Fn::Sub");
-    assert!(base.ends_with(consignment_webhook::ROUTE_PREFIX), "{base}");
+    assert!(base.ends_with(shared::webhook::ROUTE_PREFIX), "{base}");
     let schedule = props(&t, "OrderPullFunction")["Events"]
         .as_object()
         .expect("the pull has events")

@@ -16,6 +16,7 @@ use integration_tests::*;
 use sandbox::{Cin7Sandbox, GssSandbox, Ticket};
 use serde_json::{Value, json};
 use shared::queue::JobSource;
+use shared::store::prelude::*;
 use std::path::PathBuf;
 use std::time::Duration;
 

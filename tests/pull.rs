@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use shared::cin7::client::ops as cin7_ops;
 use shared::gss::client::ops as gss_ops;
 use shared::pull::{PullOptions, PullOutcome};
-use shared::store::OrderState;
+use shared::records::OrderState;
+use shared::store::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -554,7 +555,7 @@ async fn orders_modified_while_the_pull_pages_are_not_skipped() {
             gss: &rig.gss_client,
             feed: &rig.gss_client,
             queue: &rig.queue,
-            now: Utc::now(),
+            clock: &shared::clock::SystemClock,
             calls: &calls,
         },
         &rig.settings,
@@ -572,34 +573,13 @@ async fn orders_modified_while_the_pull_pages_are_not_skipped() {
     assert_eq!(rig.cin7_client.calls().get(cin7_ops::LIST), 3);
 }
 
-/// Write-back jobs for ticketed shipments, queued on the rig's queue as the webhook queues them
-/// (through the real use-case, which notes each consignment on its order first); those the
-/// reconcile of a pull running meanwhile queued first are duplicates.
-async fn webhook_queues(rig: &PullRig, shipments: &[shared::gss::model::Shipment]) {
-    let body = serde_json::to_vec(shipments).unwrap();
-    let delivery = shared::webhook::parse_delivery(&body).unwrap();
-    let summary = shared::webhook::accept_delivery(
-        shared::sightings::SightingDeps {
-            store: &rig.store,
-            queue: &rig.queue,
-            now: Utc::now(),
-        },
-        "acme",
-        &body,
-        &delivery,
-    )
-    .await
-    .unwrap();
-    assert_eq!(summary.queued + summary.duplicates, shipments.len());
-}
-
 /// A rig whose write-back dispatches ("send ticket number"), shared between tasks.
 fn dispatching(mut rig: PullRig) -> Arc<PullRig> {
     rig.settings.write_back.send_ticket_number = true;
     Arc::new(rig)
 }
 
-fn assert_history_in_time_order(record: &shared::store::OrderRecord) {
+fn assert_history_in_time_order(record: &shared::records::OrderRecord) {
     let times: Vec<_> = record.history.iter().map(|t| t.at).collect();
     let mut sorted = times.clone();
     sorted.sort();
@@ -618,7 +598,8 @@ async fn a_pull_during_a_write_back_in_flight_leaves_the_order_alone(rig: PullRi
     seed(&rig, 1, 1);
     assert_eq!(rig.pull(&opts()).await.published, 1);
     let shipment = rig.gss.create_ticket("SO-1", Ticket::default()).unwrap();
-    webhook_queues(&rig, &[shipment]).await;
+    let summary = rig.webhook(std::slice::from_ref(&shipment)).await;
+    assert_eq!(summary.queued + summary.duplicates, 1);
     let jobs = rig.take_jobs().await;
     // CIN7 commits the dispatch, then answers only after a long pause.
     rig.cin7.harness().inject(
@@ -705,7 +686,9 @@ async fn pulls_back_to_back_during_a_webhook_wave(rig: PullRig) {
     };
     // Deliveries of five shipments, each written back in batches as they are queued.
     for wave in shipments.chunks(5) {
-        webhook_queues(&rig, wave).await;
+        // Those a pull's reconcile running meanwhile queued first are duplicates.
+        let summary = rig.webhook(wave).await;
+        assert_eq!(summary.queued + summary.duplicates, wave.len());
         let jobs = rig.take_jobs().await;
         let outcomes = rig.write_back(&jobs).await;
         assert!(

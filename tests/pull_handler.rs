@@ -5,11 +5,15 @@ use chrono::{TimeZone, Utc};
 use integration_tests::*;
 use sandbox::{Cin7Sandbox, GssSandbox};
 use serde_json::Value;
-use shared::app::{ClientCache, Pacing};
+use shared::app::{ClientCache, ClientProvider, Pacing};
 use shared::pull::PullOutcome;
-use shared::pull::handler::{PullConfig, PullHandlerError, PullRequest, handle, parse_event};
+use shared::pull::handler::{
+    PullConfig, PullHandlerError, PullPorts, PullRequest, handle, parse_event,
+};
 use shared::rate_limit::Window;
-use shared::store::{OrderState, Store, Table};
+use shared::records::OrderState;
+use shared::store::prelude::*;
+use shared::store::{Store, Table};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +36,20 @@ struct World {
     store: Store,
     clients: ClientCache,
     queue: shared::queue::embedded::EmbeddedQueue,
+    metrics: shared::metrics::CapturedMetrics,
+}
+
+impl World {
+    fn ports(&self) -> PullPorts<'_> {
+        PullPorts {
+            integrations: &self.store,
+            store: &self.store,
+            clients: &self.clients,
+            queue: &self.queue,
+            clock: &shared::clock::SystemClock,
+            metrics: &self.metrics,
+        }
+    }
 }
 
 async fn world(table: Arc<dyn Table>, pacing: Pacing) -> World {
@@ -48,7 +66,7 @@ async fn world(table: Arc<dyn Table>, pacing: Pacing) -> World {
     let store = Store::new(table, Arc::new(shared::clock::SystemClock));
     let mut secrets = sandbox_secrets();
     secrets.0.insert("WRONG_KEY".into(), "not-the-key".into());
-    let clients = ClientCache::new(store.clone(), Arc::new(secrets), pacing)
+    let clients = ClientCache::new(Arc::new(store.clone()), Arc::new(secrets), pacing)
         .with_http(Duration::from_secs(5), fast_retry(3));
     for (id, key, enabled) in [
         ("acme", "CIN7_KEY", true),
@@ -72,6 +90,7 @@ async fn world(table: Arc<dyn Table>, pacing: Pacing) -> World {
         store,
         clients,
         queue,
+        metrics: Default::default(),
     }
 }
 
@@ -85,9 +104,7 @@ async fn the_schedule_pulls_every_enabled_integration_and_isolates_failures() {
     .await;
     let request = parse_event(&fixture("order-pull-scheduled.json")).unwrap();
     assert_eq!(request, PullRequest::All);
-    let mut summaries = handle(request, &w.store, &w.clients, &w.queue, &config(), None)
-        .await
-        .unwrap();
+    let mut summaries = handle(request, w.ports(), &config(), None).await.unwrap();
     summaries.sort_by(|a, b| a.integration.cmp(&b.integration));
     assert_eq!(summaries.len(), 2, "the disabled integration is not pulled");
     assert_eq!(summaries[0].integration, "acme");
@@ -113,32 +130,16 @@ async fn sync_now_pulls_one_and_refuses_unknown_or_disabled() {
     )
     .await;
     let request = parse_event(&fixture("order-pull-sync-now.json")).unwrap();
-    let summaries = handle(request, &w.store, &w.clients, &w.queue, &config(), None)
-        .await
-        .unwrap();
+    let summaries = handle(request, w.ports(), &config(), None).await.unwrap();
     assert_eq!(summaries.len(), 1);
     assert_eq!(summaries[0].published, 30);
-    let err = handle(
-        PullRequest::One("nope".into()),
-        &w.store,
-        &w.clients,
-        &w.queue,
-        &config(),
-        None,
-    )
-    .await
-    .unwrap_err();
+    let err = handle(PullRequest::One("nope".into()), w.ports(), &config(), None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, PullHandlerError::UnknownIntegration(_)));
-    let err = handle(
-        PullRequest::One("carl".into()),
-        &w.store,
-        &w.clients,
-        &w.queue,
-        &config(),
-        None,
-    )
-    .await
-    .unwrap_err();
+    let err = handle(PullRequest::One("carl".into()), w.ports(), &config(), None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, PullHandlerError::Disabled(_)), "{err}");
     drop(w.cin7);
 }
@@ -146,16 +147,9 @@ async fn sync_now_pulls_one_and_refuses_unknown_or_disabled() {
 #[tokio::test]
 async fn a_pull_on_dynamodb_with_the_shared_rate_window() {
     let w = world(dynamo_table().await, Pacing::Shared).await;
-    let summaries = handle(
-        PullRequest::One("acme".into()),
-        &w.store,
-        &w.clients,
-        &w.queue,
-        &config(),
-        None,
-    )
-    .await
-    .unwrap();
+    let summaries = handle(PullRequest::One("acme".into()), w.ports(), &config(), None)
+        .await
+        .unwrap();
     assert_eq!(
         summaries[0].outcome,
         PullOutcome::Completed,
@@ -171,16 +165,9 @@ async fn a_pull_on_dynamodb_with_the_shared_rate_window() {
         30
     );
     // Idle poll: one CIN7 call, and the idle reconcile's one GoSweetSpot call.
-    let again = handle(
-        PullRequest::One("acme".into()),
-        &w.store,
-        &w.clients,
-        &w.queue,
-        &config(),
-        None,
-    )
-    .await
-    .unwrap();
+    let again = handle(PullRequest::One("acme".into()), w.ports(), &config(), None)
+        .await
+        .unwrap();
     assert_eq!(
         (again[0].cin7_calls, again[0].gss_calls),
         (1, 1),
@@ -197,13 +184,17 @@ async fn second_call_waited(w: &World, pacing: Pacing) -> (Duration, Duration) {
     let settings = w.store.get_integration("acme").await.unwrap().unwrap();
     let window = vec![Window::new(1, Duration::from_millis(600))];
     let process = || {
-        ClientCache::new(w.store.clone(), Arc::new(sandbox_secrets()), pacing)
-            .with_cin7_windows(window.clone())
-            .with_gss_windows(window.clone(), Vec::new())
+        ClientCache::new(
+            Arc::new(w.store.clone()),
+            Arc::new(sandbox_secrets()),
+            pacing,
+        )
+        .with_cin7_windows(window.clone())
+        .with_gss_windows(window.clone(), Vec::new())
     };
     let (pull, write_back) = (process(), process());
-    let pull = pull.get(&settings).await.unwrap();
-    let write_back = write_back.get(&settings).await.unwrap();
+    let pull = pull.clients(&settings).await.unwrap();
+    let write_back = write_back.clients(&settings).await.unwrap();
     let connotes = vec!["SSPOT000001".to_string()];
 
     pull.gss.get_shipments(&connotes).await.unwrap();

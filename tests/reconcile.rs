@@ -11,10 +11,11 @@ use rust_decimal_macros::dec;
 use sandbox::{FaultKind, Matcher, Method, Ticket};
 use serde_json::Value;
 use shared::gss::client::ops as gss_ops;
-use shared::gss::model::Shipment;
+use shared::pull::reconcile::{ReconcileDeps, ReconcileOptions, reconcile};
 use shared::pull::{PullOptions, PullOutcome};
-use shared::reconcile::{ReconcileDeps, ReconcileOptions, reconcile};
-use shared::store::{OrderState, Table};
+use shared::records::OrderState;
+use shared::store::Table;
+use shared::store::prelude::*;
 use shared::writeback::run::JobOutcome;
 use std::sync::Arc;
 
@@ -46,23 +47,6 @@ fn ticket(cost: Decimal) -> Ticket {
     }
 }
 
-/// What the webhook's use-case queues for a delivery of these shipments.
-async fn webhook(rig: &PullRig, shipments: &[Shipment]) -> shared::sightings::SightingSummary {
-    let body = serde_json::to_vec(shipments).unwrap();
-    shared::webhook::accept_delivery(
-        shared::sightings::SightingDeps {
-            store: &rig.store,
-            queue: &rig.queue,
-            now: Utc::now(),
-        },
-        "acme",
-        &body,
-        &shared::webhook::parse_delivery(&body).unwrap(),
-    )
-    .await
-    .unwrap()
-}
-
 /// The written-back fields of a CIN7 order.
 fn written(o: &Value) -> (Value, Value, Value, Value) {
     (
@@ -82,7 +66,7 @@ async fn consignments_without_a_webhook_are_written_back_as_webhook_ones(rig: Pu
     let s1 = rig.gss.create_ticket("SO-1", ticket(dec!(8.50))).unwrap();
     let s2 = rig.gss.create_ticket("SO-2", ticket(dec!(8.50))).unwrap();
     let s3 = rig.gss.create_ticket("SO-3", ticket(dec!(6.00))).unwrap();
-    assert_eq!(webhook(&rig, std::slice::from_ref(&s1)).await.queued, 1);
+    assert_eq!(rig.webhook(std::slice::from_ref(&s1)).await.queued, 1);
     let by_webhook = rig.take_jobs().await;
     assert_eq!(rig.write_back(&by_webhook).await, [JobOutcome::Done]);
     // The next pull's reconcile finds the other two: one GoSweetSpot GET for the window.
@@ -134,7 +118,7 @@ async fn consignments_without_a_webhook_are_written_back_as_webhook_ones(rig: Pu
     // The record says which path brought each.
     let r1 = rig.store.get_order("acme", 1).await.unwrap().unwrap();
     let r2 = rig.store.get_order("acme", 2).await.unwrap().unwrap();
-    let brought = |r: &shared::store::OrderRecord| {
+    let brought = |r: &shared::records::OrderRecord| {
         r.history
             .iter()
             .find(|t| t.reason == "ticketed")
@@ -177,13 +161,13 @@ async fn a_webhook_and_a_reconcile_of_one_consignment_dispatch_once(rig: PullRig
             store: &rig.store,
             queue: &rig.queue,
             feed: &rig.gss_client,
-            now: Utc::now(),
+            clock: &shared::clock::SystemClock,
         },
         &rig.settings,
         ReconcileOptions::default(),
     );
     let delivery = [shipment];
-    let (found, delivered) = tokio::join!(reconciling, webhook(&rig, &delivery));
+    let (found, delivered) = tokio::join!(reconciling, rig.webhook(&delivery));
     let found = found.unwrap();
     let queued = found.queued.len() + delivered.queued;
     // Queued by one path (or, racing exactly, by both: the write-back is idempotent), never
@@ -222,7 +206,7 @@ async fn a_relabel_leaves_one_connote_and_its_freight_and_a_split_still_sums(
     rig.pull(&PullOptions::default()).await;
     // SO-1: ticketed, written back, then the ticket deleted and printed again with other parcels.
     let first = rig.gss.create_ticket("SO-1", ticket(dec!(8.50))).unwrap();
-    webhook(&rig, std::slice::from_ref(&first)).await;
+    rig.webhook(std::slice::from_ref(&first)).await;
     rig.write_back(&rig.take_jobs().await).await;
     let first_connote = first.consignment_no.clone().unwrap();
     rig.gss.delete_ticket(&first_connote).unwrap();
@@ -237,7 +221,7 @@ async fn a_relabel_leaves_one_connote_and_its_freight_and_a_split_still_sums(
         )
         .unwrap();
     let gets = rig.gss_client.calls().get(gss_ops::GET_SHIPMENTS);
-    webhook(&rig, std::slice::from_ref(&second)).await;
+    rig.webhook(std::slice::from_ref(&second)).await;
     assert_eq!(
         rig.write_back(&rig.take_jobs().await).await,
         [JobOutcome::Done]
@@ -277,10 +261,10 @@ async fn a_relabel_leaves_one_connote_and_its_freight_and_a_split_still_sums(
     assert_eq!(later.reconciled, 0, "{later:?}");
     // SO-2: a true split shipment (both stand) sums.
     let a = rig.gss.create_ticket("SO-2", ticket(dec!(8.50))).unwrap();
-    webhook(&rig, std::slice::from_ref(&a)).await;
+    rig.webhook(std::slice::from_ref(&a)).await;
     rig.write_back(&rig.take_jobs().await).await;
     let b = rig.gss.create_ticket("SO-2", ticket(dec!(5.00))).unwrap();
-    webhook(&rig, std::slice::from_ref(&b)).await;
+    rig.webhook(std::slice::from_ref(&b)).await;
     rig.write_back(&rig.take_jobs().await).await;
     let o = rig.cin7.order(2).unwrap();
     assert_eq!(
@@ -357,7 +341,7 @@ async fn a_dry_run_changes_nothing_and_a_queue_down_keeps_the_cursor() {
         store: &rig.store,
         queue: &rig.queue,
         feed: &rig.gss_client,
-        now: Utc::now(),
+        clock: &shared::clock::SystemClock,
     };
     let cursor = rig.store.get_reconcile_cursor("acme").await.unwrap();
     let dry = reconcile(

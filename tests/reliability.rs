@@ -29,20 +29,23 @@ use rust_decimal::Decimal;
 use sandbox::{Cin7Sandbox, FaultKind, GssSandbox, Matcher, Method, Ticket};
 use serde_json::json;
 use shared::app::{ClientCache, Pacing};
+use shared::clock::SystemClock;
+use shared::metrics::LogMetrics;
 use shared::pull::PullOutcome;
-use shared::pull::handler::{PullConfig, PullRequest, handle as pull};
+use shared::pull::handler::{PullConfig, PullPorts, PullRequest, handle as pull};
 use shared::queue::embedded::EmbeddedQueue;
 use shared::queue::sqs::{self, SqsQueue};
 use shared::queue::{JobQueue, JobSource, Received};
 use shared::rate_limit::Window;
 use shared::store::dynamodb::{self, DynamoTable};
+use shared::store::prelude::*;
 use shared::store::sqlite::SqliteTable;
 use shared::store::{Store, Table};
-use shared::webhook::http::{WebhookDeps, WebhookRequest, handle as webhook};
+use shared::webhook::http::{WebhookPorts, WebhookRequest, handle as webhook};
+use shared::writeback::HttpShopifyTrigger;
 use shared::writeback::handler::{
-    QueuedJob, WriteBackConfig, from_sqs, handle as write_back, sqs_response,
+    QueuedJob, WriteBackConfig, WriteBackPorts, from_sqs, handle as write_back, sqs_response,
 };
-use shared::writeback::run::HttpShopifyTrigger;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -320,6 +323,40 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
+impl World {
+    fn pull_ports(&self) -> PullPorts<'_> {
+        PullPorts {
+            integrations: &self.store,
+            store: &self.store,
+            clients: &self.clients,
+            queue: self.queue.sender(),
+            clock: &SystemClock,
+            metrics: &LogMetrics,
+        }
+    }
+
+    fn write_back_ports(&self) -> WriteBackPorts<'_> {
+        WriteBackPorts {
+            integrations: &self.store,
+            store: &self.store,
+            clients: &self.clients,
+            shopify: &self.shopify,
+            clock: &SystemClock,
+            metrics: &LogMetrics,
+        }
+    }
+
+    fn webhook_ports(&self) -> WebhookPorts<'_> {
+        WebhookPorts {
+            store: &self.store,
+            secrets: &self.secrets,
+            queue: self.queue.sender(),
+            clock: &SystemClock,
+            metrics: &LogMetrics,
+        }
+    }
+}
+
 async fn world(backend: Backend) -> World {
     let dir = tempfile::tempdir().unwrap();
     let (table, queue, visibility, cli_backend, proxy): (Arc<dyn Table>, _, _, _, _) = match backend
@@ -400,7 +437,7 @@ async fn world(backend: Backend) -> World {
         .0
         .insert("WRONG_KEY".into(), "not-the-cin7-key".into());
     let clients = ClientCache::new(
-        store.clone(),
+        Arc::new(store.clone()),
         Arc::new(MapSecrets(secrets.0.clone())),
         Pacing::Shared,
     )
@@ -438,16 +475,7 @@ async fn pull_until_done(w: &World, id: &str, deadline: Instant) {
         owner: unique_name("pull"),
     };
     while Instant::now() < deadline {
-        match pull(
-            PullRequest::One(id.into()),
-            &w.store,
-            &w.clients,
-            w.queue.sender(),
-            &config,
-            None,
-        )
-        .await
-        {
+        match pull(PullRequest::One(id.into()), w.pull_ports(), &config, None).await {
             Ok(s) if s[0].outcome == PullOutcome::Completed => return,
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
@@ -480,16 +508,13 @@ async fn deliver(
         let query = vec![("signature".to_string(), sig)];
         loop {
             let r = webhook(
-                WebhookDeps {
-                    store: &w.store,
-                    secrets: &w.secrets,
-                    queue: w.queue.sender(),
-                },
+                w.webhook_ports(),
                 &WebhookRequest {
                     method: "POST",
                     integration_id: Some(&m.id),
                     query: &query,
                     body: body.as_bytes(),
+                    oversized: false,
                 },
             )
             .await;
@@ -517,7 +542,7 @@ async fn write_back_batch(w: &World, received: &[Received]) -> Vec<String> {
     match w.backend {
         Backend::Local => {
             let batch = received.iter().map(QueuedJob::from).collect();
-            write_back(batch, &w.store, &w.clients, &w.shopify, &w.config).await
+            write_back(batch, w.write_back_ports(), &w.config).await
         }
         Backend::Aws => {
             let mut event = SqsEvent::default();
@@ -535,8 +560,7 @@ async fn write_back_batch(w: &World, received: &[Received]) -> Vec<String> {
                     m
                 })
                 .collect();
-            let failed =
-                write_back(from_sqs(event), &w.store, &w.clients, &w.shopify, &w.config).await;
+            let failed = write_back(from_sqs(event), w.write_back_ports(), &w.config).await;
             sqs_response(failed)
                 .batch_item_failures
                 .into_iter()
@@ -672,9 +696,7 @@ async fn scenario(backend: Backend, name: &'static str, orders: usize, faults: F
         };
         let s = pull(
             PullRequest::One(n.id.clone()),
-            &w.store,
-            &w.clients,
-            w.queue.sender(),
+            w.pull_ports(),
             &config,
             None,
         )

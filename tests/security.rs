@@ -6,7 +6,9 @@ use integration_tests::*;
 use rust_decimal::Decimal;
 use sandbox::Ticket;
 use serde_json::json;
-use shared::webhook::http::{WebhookDeps, WebhookRequest, handle};
+use shared::app::ClientProvider;
+use shared::store::prelude::*;
+use shared::webhook::http::{WebhookPorts, WebhookRequest, handle};
 
 #[tokio::test]
 async fn a_webhook_signed_for_one_integration_cannot_touch_another() {
@@ -43,10 +45,12 @@ async fn a_webhook_signed_for_one_integration_cannot_touch_another() {
         let sig = shared::signature::sign(secret.as_bytes(), body.as_bytes()).unwrap();
         (integration, vec![("signature".to_string(), sig)])
     };
-    let deps = WebhookDeps {
+    let deps = WebhookPorts {
         store: &rig.store,
         secrets: &secrets,
         queue: &queue,
+        clock: &shared::clock::SystemClock,
+        metrics: &shared::metrics::LogMetrics,
     };
     // acme's signature on bolt's route: refused.
     let (id, query) = post("bolt", "whsec-3c1d5e");
@@ -57,6 +61,7 @@ async fn a_webhook_signed_for_one_integration_cannot_touch_another() {
             integration_id: Some(id),
             query: &query,
             body: body.as_bytes(),
+            oversized: false,
         },
     )
     .await;
@@ -70,6 +75,7 @@ async fn a_webhook_signed_for_one_integration_cannot_touch_another() {
             integration_id: Some(id),
             query: &query,
             body: body.as_bytes(),
+            oversized: false,
         },
     )
     .await;
@@ -126,11 +132,11 @@ async fn no_secret_in_debug_output_or_errors() {
     let rig = WriteBackRig::new().await;
     let settings = rig.integration("acme", json!({})).await;
     let clients = shared::app::ClientCache::new(
-        rig.store.clone(),
+        std::sync::Arc::new(rig.store.clone()),
         std::sync::Arc::new(sandbox_secrets()),
         shared::app::Pacing::InProcess,
     );
-    let built = clients.get(&settings).await.unwrap();
+    let built = clients.clients(&settings).await.unwrap();
     for text in [
         format!("{built:?}"),
         format!("{clients:?}"),

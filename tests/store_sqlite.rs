@@ -4,6 +4,7 @@ use integration_tests::store_suite;
 use shared::queue::embedded::EmbeddedQueue;
 use shared::queue::{JobQueue, JobSource, Outgoing};
 use shared::store::Table;
+use shared::store::prelude::*;
 use shared::store::sqlite::SqliteTable;
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -136,8 +136,9 @@ fn arbitrary_bodies_straight_into_the_shared_handler() {
                 integration_id: id.as_deref().or(Some("acme")),
                 query: &query,
                 body: &body,
+                oversized: false,
             };
-            let reply = runtime.block_on(shared::webhook::handle(world.deps(), &request));
+            let reply = runtime.block_on(shared::webhook::handle(world.ports(), &request));
             let json: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
             prop_assert!(json.is_object());
             if reply.status == 202 {

@@ -1,6 +1,7 @@
 //! Helpers of `webhook.rs` and `webhook_prop.rs` (included by both with `#[path]`): a world of a
-//! SQLite store, an embedded queue and test secrets; API Gateway v2 requests built like the
-//! fixtures in `events/`; and a capture of every log line.
+//! SQLite store, an embedded queue and test secrets, served by the webhook router as the Lambda
+//! serves it (called with `oneshot`) or as local mode does (on a loopback socket); API Gateway
+//! v2 requests built like the fixtures in `events/`; and a capture of every log line.
 //!
 //! The fixtures `events/webhook-*.json` are signed with the test secret [`SECRET`]
 //! (`whsec-3c1d5e`, what `sandbox_secrets()` gives for the reference `WEBHOOK_SECRET`), for
@@ -12,14 +13,19 @@ use integration_tests::{MapSecrets, sandbox_secrets};
 use lambda_http::Request;
 use serde_json::{Value, json};
 use shared::jobs::WriteBackJob;
+use shared::metrics::CapturedMetrics;
 use shared::queue::embedded::EmbeddedQueue;
 use shared::queue::{JobQueue, JobSource};
+use shared::records::{OrderRecord, OrderState};
 use shared::settings::IntegrationSettings;
-use shared::store::{OrderRecord, OrderState, Store};
-use shared::webhook::WebhookDeps;
+use shared::store::Store;
+use shared::store::prelude::*;
+use shared::webhook::WebhookPorts;
+use shared::webhook::router::{WebhookState, for_api_gateway, router};
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use tower::ServiceExt;
 
 /// The webhook secret of `acme` (and of the disabled `carl`): the fixtures are signed with it.
 pub const SECRET: &str = "whsec-3c1d5e";
@@ -132,7 +138,9 @@ pub fn settings(
 pub struct World {
     pub store: Store,
     pub queue: EmbeddedQueue,
-    pub secrets: MapSecrets,
+    pub secrets: Arc<MapSecrets>,
+    /// Every metric the endpoint emitted.
+    pub metrics: Arc<CapturedMetrics>,
     _dir: tempfile::TempDir,
 }
 
@@ -163,7 +171,8 @@ impl World {
         let world = Self {
             store,
             queue,
-            secrets,
+            secrets: Arc::new(secrets),
+            metrics: Default::default(),
             _dir: dir,
         };
         for id in 1001..=1003 {
@@ -177,28 +186,38 @@ impl World {
         publish(&self.store, integration, cin7_id, slip).await;
     }
 
-    /// The endpoint's dependencies, with this world's queue.
-    pub fn deps(&self) -> WebhookDeps<'_> {
-        self.deps_with(&self.queue)
-    }
-
-    /// The endpoint's dependencies, with another queue.
-    pub fn deps_with<'a>(&'a self, queue: &'a dyn JobQueue) -> WebhookDeps<'a> {
-        WebhookDeps {
+    /// The endpoint's ports, as the transport-free core takes them.
+    pub fn ports(&self) -> WebhookPorts<'_> {
+        WebhookPorts {
             store: &self.store,
-            secrets: &self.secrets,
-            queue,
+            secrets: self.secrets.as_ref(),
+            queue: &self.queue,
+            clock: &shared::clock::SystemClock,
+            metrics: self.metrics.as_ref(),
         }
     }
 
-    /// Posts through the Lambda adapter.
-    pub async fn call(&self, request: Request) -> Reply {
-        self.call_with(&self.queue, request).await
+    /// The router's state, with another queue.
+    pub fn state_with(&self, queue: Arc<dyn JobQueue>) -> WebhookState {
+        WebhookState {
+            store: Arc::new(self.store.clone()),
+            secrets: self.secrets.clone(),
+            queue,
+            clock: Arc::new(shared::clock::SystemClock),
+            metrics: self.metrics.clone(),
+        }
     }
 
-    /// Posts through the Lambda adapter with another queue.
-    pub async fn call_with(&self, queue: &dyn JobQueue, request: Request) -> Reply {
-        Reply::of(consignment_webhook::handle_request(self.deps_with(queue), request).await)
+    /// Posts through the router as the Lambda serves it.
+    pub async fn call(&self, request: Request) -> Reply {
+        self.call_with(Arc::new(self.queue.clone()), request).await
+    }
+
+    /// Posts through the router as the Lambda serves it, with another queue.
+    pub async fn call_with(&self, queue: Arc<dyn JobQueue>, request: Request) -> Reply {
+        let app = for_api_gateway(router(self.state_with(queue)));
+        let response = app.oneshot(request).await.expect("the router answers");
+        Reply::read(response).await
     }
 
     /// Takes every job off the embedded queue.
@@ -248,10 +267,11 @@ pub struct Reply {
     pub raw: Vec<u8>,
     pub content_type: Option<String>,
     pub allow: Option<String>,
+    pub content_length: Option<String>,
 }
 
 impl Reply {
-    pub fn of(response: lambda_http::Response<lambda_http::Body>) -> Self {
+    pub async fn read(response: axum::response::Response) -> Self {
         let header = |name| {
             response
                 .headers()
@@ -259,12 +279,25 @@ impl Reply {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let raw = response.body().as_ref().to_vec();
+        let status = response.status().as_u16();
+        let (content_type, allow) = (header("content-type"), header("allow"));
+        let content_length = header("content-length");
+        let raw = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("the body")
+            .to_vec();
         Self {
-            status: response.status().as_u16(),
-            body: serde_json::from_slice(&raw).expect("every response body is JSON"),
-            content_type: header("content-type"),
-            allow: header("allow"),
+            status,
+            // HTTP sends no body for HEAD (its headers say what it would be); every other
+            // response's body is JSON.
+            body: if raw.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&raw).expect("every response body is JSON")
+            },
+            content_type,
+            allow,
+            content_length,
             raw,
         }
     }
@@ -453,58 +486,17 @@ pub fn body(shipments: &[Value]) -> Vec<u8> {
     serde_json::to_vec(shipments).expect("JSON")
 }
 
-/// A loopback listener serving a world's webhook endpoint (the shared handler, as local mode
-/// serves it), for sandboxes that post real HTTP deliveries. Stops when dropped.
+/// A world's webhook router served on a loopback socket as local mode serves it (`axum::serve`),
+/// for sandboxes that post real HTTP deliveries. Stops when dropped.
 pub struct Listener {
     addr: std::net::SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Listener {
-    /// Serves `world`'s store, queue and secrets on 127.0.0.1 and an ephemeral port.
+    /// Serves `world` on 127.0.0.1 and an ephemeral port.
     pub async fn start(world: &World) -> Self {
-        use axum::extract::{Path, RawQuery, State};
-        #[derive(Clone)]
-        struct Deps {
-            store: Store,
-            queue: EmbeddedQueue,
-            secrets: Arc<MapSecrets>,
-        }
-        async fn route(
-            State(deps): State<Deps>,
-            Path(id): Path<String>,
-            RawQuery(query): RawQuery,
-            body: axum::body::Bytes,
-        ) -> (axum::http::StatusCode, String) {
-            let query = shared::webhook::parse_query(query.as_deref().unwrap_or(""));
-            let answer = shared::webhook::handle(
-                WebhookDeps {
-                    store: &deps.store,
-                    secrets: deps.secrets.as_ref(),
-                    queue: &deps.queue,
-                },
-                &shared::webhook::WebhookRequest {
-                    method: "POST",
-                    integration_id: Some(&id),
-                    query: &query,
-                    body: &body,
-                },
-            )
-            .await;
-            (
-                axum::http::StatusCode::from_u16(answer.status)
-                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
-                answer.body,
-            )
-        }
-        let deps = Deps {
-            store: world.store.clone(),
-            queue: world.queue.clone(),
-            secrets: Arc::new(MapSecrets(world.secrets.0.clone())),
-        };
-        let app = axum::Router::new()
-            .route("/webhooks/gosweetspot/{id}", axum::routing::post(route))
-            .with_state(deps);
+        let app = router(world.state_with(Arc::new(world.queue.clone())));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .expect("bind");
@@ -517,7 +509,11 @@ impl Listener {
 
     /// The webhook URL of an integration.
     pub fn url(&self, integration: &str) -> String {
-        format!("http://{}/webhooks/gosweetspot/{integration}", self.addr)
+        format!(
+            "http://{}{}{integration}",
+            self.addr,
+            shared::webhook::ROUTE_PREFIX
+        )
     }
 }
 

@@ -9,7 +9,8 @@ use rust_decimal_macros::dec;
 use sandbox::{FaultKind, Matcher, Method, Ticket};
 use serde_json::{Value, json};
 use shared::jobs::WriteBackJob;
-use shared::store::OrderState;
+use shared::records::OrderState;
+use shared::store::prelude::*;
 
 fn cin7_order(id: i64, tax: &str, freight: Decimal) -> Value {
     let mut o = order(
@@ -377,7 +378,7 @@ async fn faults_fail_only_the_affected_messages_and_redelivery_completes() {
         .await
         .unwrap();
         let mut record =
-            shared::store::OrderRecord::new(2, OrderState::Published, "published", Utc::now());
+            shared::records::OrderRecord::new(2, OrderState::Published, "published", Utc::now());
         record.packing_slip = Some("SO-2".into());
         rig.store.save_order("bolt", &mut record).await.unwrap();
         rig.job_for(

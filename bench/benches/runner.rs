@@ -26,6 +26,7 @@ use integration_tests::runtime_stub::{FunctionProcess, Outcome, RuntimeStub, sta
 use integration_tests::{CIN7_KEY, CIN7_USER, GSS_KEY, GSS_SITE, order, sandbox_settings};
 use sandbox::{Cin7Sandbox, GssSandbox, Ticket};
 use serde_json::{Value, json};
+use shared::store::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -25,7 +25,8 @@ use shared::jobs::WriteBackJob;
 use shared::pull::{PullDeps, PullOptions, PullOutcome, SharedSink, run_pull};
 use shared::rate_limit::{RateLimiter, Window, WindowLimiter};
 use shared::store::Store;
-use shared::webhook::{WebhookDeps, WebhookRequest};
+use shared::store::prelude::*;
+use shared::webhook::{WebhookPorts, WebhookRequest};
 use shared::writeback::run::{JobOutcome, WriteBackDeps, run_batch};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -249,7 +250,7 @@ async fn pull(rig: &Rig) -> usize {
                 },
                 feed: &rig.gss_api,
                 queue: &rig.queue,
-                now: Utc::now(),
+                clock: &shared::clock::SystemClock,
                 calls: &count,
             },
             &rig.settings,
@@ -293,16 +294,19 @@ async fn ticket_and_deliver(rig: &Rig, slips: &[String]) {
             crate::encode_signature(&signature)
         ));
         let response = shared::webhook::handle(
-            WebhookDeps {
+            WebhookPorts {
                 store: &rig.store,
                 secrets: &rig.secrets,
                 queue: &rig.queue,
+                clock: &shared::clock::SystemClock,
+                metrics: &shared::metrics::LogMetrics,
             },
             &WebhookRequest {
                 method: "POST",
                 integration_id: Some("acme"),
                 query: &query,
                 body: &body,
+                oversized: false,
             },
         )
         .await;
@@ -325,7 +329,7 @@ async fn write_back(rig: &Rig, batch: &[shared::queue::Outgoing]) -> usize {
         cin7_pacing: rig.cin7_limiter.as_ref(),
         owner: "bench",
         claim_hold: Duration::from_secs(120),
-        now: Utc::now(),
+        clock: &shared::clock::SystemClock,
     };
     run_batch(&deps, &rig.settings, &jobs)
         .await

@@ -6,9 +6,11 @@ use chrono::Utc;
 use integration_tests::{MapSecrets, sandbox_secrets};
 use rust_decimal::Decimal;
 use shared::gss::model::{Shipment, ShipmentItem};
+use shared::records::{OrderRecord, OrderState};
 use shared::settings::IntegrationSettings;
-use shared::store::{OrderRecord, OrderState, Store, Table};
-use shared::webhook::{WebhookDeps, WebhookRequest, WebhookResponse};
+use shared::store::prelude::*;
+use shared::store::{Store, Table};
+use shared::webhook::{WebhookPorts, WebhookRequest, WebhookResponse};
 use std::sync::Arc;
 
 /// The integration the fixture's deliveries are for.
@@ -124,10 +126,12 @@ impl WebhookFixture {
 
     /// Hands a delivery to the in-process handler.
     pub async fn handle(&self, delivery: &Delivery) -> WebhookResponse {
-        let deps = WebhookDeps {
+        let deps = WebhookPorts {
             store: &self.store,
             secrets: &self.secrets,
             queue: &self.queue,
+            clock: &shared::clock::SystemClock,
+            metrics: &shared::metrics::LogMetrics,
         };
         shared::webhook::handle(
             deps,
@@ -136,6 +140,7 @@ impl WebhookFixture {
                 integration_id: Some(INTEGRATION),
                 query: &delivery.query,
                 body: &delivery.body,
+                oversized: false,
             },
         )
         .await

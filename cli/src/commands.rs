@@ -5,20 +5,25 @@ use crate::output::{Output, table};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use shared::app::{ClientCache, Pacing};
+use shared::app::{ClientCache, ClientProvider, Pacing};
 use shared::cin7::model::SALES_ORDER_FIELDS;
 use shared::cin7::query::{Direction, ListQuery, MAX_ROWS, Where};
+use shared::clock::SystemClock;
 use shared::http::ApiError;
 use shared::jobs::WriteBackJob;
+use shared::metrics::LogMetrics;
+use shared::pull::OrderSource;
 use shared::pull::decide::{Decision, decide};
-use shared::pull::handler::{PullConfig, PullRequest, handle};
-use shared::pull::run::OrderSource;
+use shared::pull::handler::{PullConfig, PullPorts, PullRequest, handle};
+use shared::pull::reconcile::{self as reconciling, ReconcileDeps, ReconcileOptions};
 use shared::queue::{JobQueue, Outgoing};
+use shared::records::{OrderRecord, OrderState};
 use shared::secrets::{ExposeSecret, SecretString};
 use shared::settings::IntegrationSettings;
-use shared::store::{OrderRecord, OrderState};
+use shared::store::prelude::*;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Reads settings from a TOML or JSON file (by extension; TOML otherwise).
@@ -118,12 +123,16 @@ pub async fn test(backend: &Backend, id: &str, out: &Output) -> anyhow::Result<b
     let settings = integration(backend, id).await?;
     let secrets = backend.secrets();
     let mut checks: Vec<(String, Result<(), String>)> = Vec::new();
-    let clients = ClientCache::new(backend.store().clone(), secrets.clone(), Pacing::InProcess)
-        .with_http(
-            Duration::from_secs(15),
-            shared::http::RetryPolicy::default(),
-        );
-    match clients.get(&settings).await {
+    let clients = ClientCache::new(
+        Arc::new(backend.store().clone()),
+        secrets.clone(),
+        Pacing::InProcess,
+    )
+    .with_http(
+        Duration::from_secs(15),
+        shared::http::RetryPolicy::default(),
+    );
+    match clients.clients(&settings).await {
         Err(e) => checks.push((
             "API keys".into(),
             Err(format!("{e} — set it with `cin7-gss secrets set {id} …` (AWS) or export the variable (local)")),
@@ -231,21 +240,25 @@ pub async fn set_secret(
 
 /// `sync-now ID`: one pull, its summary printed.
 pub async fn sync_now(backend: &Backend, id: &str, out: &Output) -> anyhow::Result<bool> {
-    let clients = ClientCache::new(backend.store().clone(), backend.secrets(), Pacing::Shared);
+    let clients = ClientCache::new(
+        Arc::new(backend.store().clone()),
+        backend.secrets(),
+        Pacing::Shared,
+    );
     let config = PullConfig {
         concurrency: 1,
         margin: Duration::from_secs(5),
         owner: shared::app::process_owner("cli"),
     };
-    let summaries = handle(
-        PullRequest::One(id.into()),
-        backend.store(),
-        &clients,
-        backend.queue()?,
-        &config,
-        None,
-    )
-    .await?;
+    let ports = PullPorts {
+        integrations: backend.store(),
+        store: backend.store(),
+        clients: &clients,
+        queue: backend.queue()?,
+        clock: &SystemClock,
+        metrics: &LogMetrics,
+    };
+    let summaries = handle(PullRequest::One(id.into()), ports, &config, None).await?;
     let Some(s) = summaries.first() else {
         bail!("nothing pulled");
     };
@@ -290,14 +303,14 @@ pub async fn sync_now(backend: &Backend, id: &str, out: &Output) -> anyhow::Resu
 pub async fn dry_run(backend: &Backend, id: &str, out: &Output) -> anyhow::Result<()> {
     let settings = integration(backend, id).await?;
     let clients = ClientCache::new(
-        backend.store().clone(),
+        Arc::new(backend.store().clone()),
         backend.secrets(),
         Pacing::InProcess,
     );
-    let c = clients.get(&settings).await?;
+    let c = clients.clients(&settings).await?;
     let now = Utc::now();
     let cursor = backend.store().get_cursor(id).await?;
-    let since = shared::pull::run::reads_from(cursor.as_ref(), &settings, now);
+    let since = shared::pull::paging::reads_from(cursor.as_ref(), &settings, now);
     let mut rows = Vec::new();
     let mut plan = Vec::new();
     let mut page = 1;
@@ -528,19 +541,19 @@ pub async fn reconcile(
     } else {
         Pacing::Shared
     };
-    let clients = ClientCache::new(backend.store().clone(), backend.secrets(), pacing);
-    let c = clients.get(&settings).await?;
+    let clients = ClientCache::new(Arc::new(backend.store().clone()), backend.secrets(), pacing);
+    let c = clients.clients(&settings).await?;
     let nowhere = NoQueue;
     let queue: &dyn JobQueue = if dry_run { &nowhere } else { backend.queue()? };
-    let summary = shared::reconcile::reconcile(
-        shared::reconcile::ReconcileDeps {
+    let summary = reconciling::reconcile(
+        ReconcileDeps {
             store: backend.store(),
             queue,
             feed: &c.gss,
-            now: Utc::now(),
+            clock: &SystemClock,
         },
         &settings,
-        shared::reconcile::ReconcileOptions { since, dry_run },
+        ReconcileOptions { since, dry_run },
     )
     .await?;
     if out.json {

@@ -4,23 +4,22 @@
 //! finishes, and a restart resumes from the store.
 
 use anyhow::Context;
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::any;
 use serde::Deserialize;
 use shared::app::{ClientCache, Pacing};
-use shared::pull::handler::{PullConfig, PullRequest, handle as pull};
+use shared::clock::SystemClock;
+use shared::metrics::LogMetrics;
+use shared::pull::handler::{PullConfig, PullPorts, PullRequest, handle as pull};
 use shared::queue::JobSource;
 use shared::queue::embedded::EmbeddedQueue;
 use shared::secrets::SecretSource;
 use shared::settings::IntegrationSettings;
 use shared::store::Store;
-use shared::webhook::http::{WebhookDeps, WebhookRequest, handle as webhook};
-use shared::writeback::handler::{QueuedJob, WriteBackConfig, handle as write_back};
-use shared::writeback::run::{DEFAULT_SHOPIFY_TEMPLATE, HttpShopifyTrigger};
+use shared::store::prelude::*;
+use shared::webhook::router::{WebhookState, router};
+use shared::writeback::handler::{
+    QueuedJob, WriteBackConfig, WriteBackPorts, handle as write_back,
+};
+use shared::writeback::{DEFAULT_SHOPIFY_TEMPLATE, HttpShopifyTrigger};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -101,48 +100,20 @@ pub struct LocalRuntime {
     tasks: Vec<JoinHandle<()>>,
 }
 
-struct Shared {
-    store: Store,
-    queue: EmbeddedQueue,
-    secrets: Arc<dyn SecretSource>,
-}
-
-async fn webhook_route(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    Path(integration_id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let query = shared::webhook::auth::parse_query(uri.query().unwrap_or(""));
-    let answer = webhook(
-        WebhookDeps {
-            store: &shared.store,
-            secrets: shared.secrets.as_ref(),
-            queue: &shared.queue,
-        },
-        &WebhookRequest {
-            method: method.as_str(),
-            integration_id: Some(&integration_id),
-            query: &query,
-            body: &body,
-        },
-    )
-    .await;
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        answer.body,
-    )
-        .into_response();
-    if let Some(allow) = answer.allow {
-        response.headers_mut().insert(
-            axum::http::header::ALLOW,
-            axum::http::HeaderValue::from_static(allow),
-        );
+/// The pull's ports over local mode's store, queue and clients.
+fn pull_ports<'a>(
+    store: &'a Store,
+    clients: &'a ClientCache,
+    queue: &'a EmbeddedQueue,
+) -> PullPorts<'a> {
+    PullPorts {
+        integrations: store,
+        store,
+        clients,
+        queue,
+        clock: &SystemClock,
+        metrics: &LogMetrics,
     }
-    response
 }
 
 impl LocalRuntime {
@@ -159,25 +130,24 @@ impl LocalRuntime {
             store.put_integration(s).await?;
         }
         let clients = Arc::new(ClientCache::new(
-            store.clone(),
+            Arc::new(store.clone()),
             secrets.clone(),
             Pacing::Shared,
         ));
         let (stop, stopped) = watch::channel(false);
         // One owner for this process's leases and claims, unique to this start.
         let owner = shared::app::process_owner("serve");
-        let shared_state = Arc::new(Shared {
-            store: store.clone(),
-            queue: queue.clone(),
-            secrets: secrets.clone(),
-        });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding the webhook listener to {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let app = Router::new()
-            .route("/webhooks/gosweetspot/{integration_id}", any(webhook_route))
-            .with_state(shared_state);
+        let app = router(WebhookState {
+            store: Arc::new(store.clone()),
+            secrets: secrets.clone(),
+            queue: Arc::new(queue.clone()),
+            clock: Arc::new(SystemClock),
+            metrics: Arc::new(LogMetrics),
+        });
         let mut tasks = Vec::new();
         let mut stop_listener = stopped.clone();
         tasks.push(tokio::spawn(async move {
@@ -207,16 +177,8 @@ impl LocalRuntime {
                 owner: owner_p,
             };
             loop {
-                match pull(
-                    PullRequest::All,
-                    &store_p,
-                    &clients_p,
-                    &queue_p,
-                    &config,
-                    None,
-                )
-                .await
-                {
+                let ports = pull_ports(&store_p, &clients_p, &queue_p);
+                match pull(PullRequest::All, ports, &config, None).await {
                     Ok(summaries) => {
                         for s in summaries {
                             tracing::info!(integration = %s.integration, outcome = ?s.outcome, published = s.published, reconciled = s.reconciled, "scheduled pull");
@@ -261,7 +223,15 @@ impl LocalRuntime {
                     continue;
                 }
                 let batch: Vec<QueuedJob> = received.iter().map(QueuedJob::from).collect();
-                let failed = write_back(batch, &store_w, &clients, &shopify, &wb).await;
+                let ports = WriteBackPorts {
+                    integrations: &store_w,
+                    store: &store_w,
+                    clients: clients.as_ref(),
+                    shopify: &shopify,
+                    clock: &SystemClock,
+                    metrics: &LogMetrics,
+                };
+                let failed = write_back(batch, ports, &wb).await;
                 for r in received.iter().filter(|r| !failed.contains(&r.message_id)) {
                     if let Err(e) = queue_w.ack(&r.receipt).await {
                         tracing::error!(error = %e, message_id = %r.message_id, "could not acknowledge");
@@ -288,15 +258,8 @@ impl LocalRuntime {
             margin: Duration::from_secs(5),
             owner: self.owner.clone(),
         };
-        Ok(pull(
-            PullRequest::All,
-            &self.store,
-            &self.clients,
-            &self.queue,
-            &config,
-            None,
-        )
-        .await?)
+        let ports = pull_ports(&self.store, &self.clients, &self.queue);
+        Ok(pull(PullRequest::All, ports, &config, None).await?)
     }
 
     /// The webhook URL of an integration.

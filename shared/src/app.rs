@@ -8,7 +8,8 @@ use crate::http::{ApiError, RetryPolicy};
 use crate::rate_limit::{RateLimiter, WindowLimiter, cin7_windows, gss_windows, pull_gss_share};
 use crate::secrets::{SecretError, SecretSource};
 use crate::settings::IntegrationSettings;
-use crate::store::{Store, StoreRateLimiter};
+use crate::store::{RateWindows, StoreRateLimiter};
+use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,9 +53,20 @@ pub enum Pacing {
     InProcess,
 }
 
-/// Builds and caches clients per integration.
+/// Gives the handlers an integration's clients.
+#[async_trait]
+pub trait ClientProvider: Send + Sync {
+    /// The clients for an integration, as its settings shape them.
+    async fn clients(
+        &self,
+        settings: &IntegrationSettings,
+    ) -> Result<Arc<IntegrationClients>, ClientError>;
+}
+
+/// Builds and caches clients per integration: the [`ClientProvider`] of the functions and
+/// local mode.
 pub struct ClientCache {
-    store: Store,
+    windows_store: Arc<dyn RateWindows>,
     secrets: Arc<dyn SecretSource>,
     pacing: Pacing,
     timeout: Duration,
@@ -88,10 +100,15 @@ fn fingerprint(s: &IntegrationSettings) -> String {
 }
 
 impl ClientCache {
-    /// A cache resolving secrets through `secrets`.
-    pub fn new(store: Store, secrets: Arc<dyn SecretSource>, pacing: Pacing) -> Self {
+    /// A cache resolving secrets through `secrets`; with [`Pacing::Shared`], the windows live
+    /// in `windows_store`.
+    pub fn new(
+        windows_store: Arc<dyn RateWindows>,
+        secrets: Arc<dyn SecretSource>,
+        pacing: Pacing,
+    ) -> Self {
         Self {
-            store,
+            windows_store,
             secrets,
             pacing,
             timeout: Duration::from_secs(20),
@@ -142,7 +159,7 @@ impl ClientCache {
     ) -> Arc<dyn RateLimiter> {
         match self.pacing {
             Pacing::Shared => Arc::new(StoreRateLimiter::new(
-                self.store.clone(),
+                self.windows_store.clone(),
                 &settings.id,
                 service,
                 windows,
@@ -150,9 +167,13 @@ impl ClientCache {
             Pacing::InProcess => Arc::new(WindowLimiter::new(windows)),
         }
     }
+}
 
-    /// The clients for an integration, built on first use.
-    pub async fn get(
+#[async_trait]
+impl ClientProvider for ClientCache {
+    /// The clients for an integration, built on first use and rebuilt when the settings that
+    /// shape them change.
+    async fn clients(
         &self,
         settings: &IntegrationSettings,
     ) -> Result<Arc<IntegrationClients>, ClientError> {

@@ -22,7 +22,7 @@ pub mod metrics;
 pub mod pull;
 pub mod queue;
 pub mod rate_limit;
-pub mod reconcile;
+pub mod records;
 pub mod secrets;
 pub mod settings;
 pub mod sightings;

@@ -1,7 +1,11 @@
-//! CloudWatch Embedded Metric Format: one JSON line on stdout per record, which CloudWatch
-//! Logs turns into metrics with no API call. Dimensioned by integration.
+//! The metrics port: the core hands its [`Counts`] to a [`MetricsSink`]. In Lambda the sink
+//! writes CloudWatch Embedded Metric Format — one JSON line on stdout per record, which
+//! CloudWatch Logs turns into metrics with no API call — dimensioned by function and
+//! integration; local mode logs them; tests capture them.
 
+use crate::clock::Clock;
 use serde_json::{Map, Value, json};
+use std::sync::{Arc, Mutex};
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "cin7-gss";
@@ -44,26 +48,96 @@ pub fn record(
     Value::Object(root)
 }
 
-/// Writes an EMF record of one integration's counts (see [`write`]).
-pub fn emit(function: &str, integration: &str, counts: &[(&str, u64)]) {
-    write(function, Some(integration), counts);
+/// One record of counts: one function's, for one integration or (`None`) the whole deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counts {
+    pub function: &'static str,
+    pub integration: Option<String>,
+    pub counts: Vec<(String, u64)>,
 }
 
-/// Writes an EMF record of counts for the whole deployment, dimensioned by function only
-/// (what an alarm across every integration watches).
-pub fn emit_total(function: &str, counts: &[(&str, u64)]) {
-    write(function, None, counts);
+impl Counts {
+    /// One integration's counts.
+    pub fn of(function: &'static str, integration: &str, counts: &[(&str, u64)]) -> Self {
+        Self {
+            function,
+            integration: Some(integration.to_string()),
+            counts: counts.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+
+    /// Counts for the whole deployment, dimensioned by function only (what an alarm across
+    /// every integration watches).
+    pub fn total(function: &'static str, counts: &[(&str, u64)]) -> Self {
+        Self {
+            integration: None,
+            ..Self::of(function, "", counts)
+        }
+    }
+
+    /// The count of `name`, if recorded.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.counts.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+
+    /// The EMF record of these counts at `at_ms`.
+    pub fn emf(&self, at_ms: i64) -> Value {
+        let counts: Vec<(&str, u64)> = self.counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        record(self.function, self.integration.as_deref(), &counts, at_ms)
+    }
 }
 
-/// Writes an EMF record to stdout when running in Lambda (where CloudWatch Logs reads it);
-/// elsewhere (local mode, tests) the counts go to the debug log instead.
-fn write(function: &str, integration: Option<&str>, counts: &[(&str, u64)]) {
-    let now = chrono::Utc::now().timestamp_millis();
-    let record = record(function, integration, counts, now);
-    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-        println!("{record}");
-    } else {
-        tracing::debug!(metrics = %record, "metrics");
+/// Where the core's metrics go.
+pub trait MetricsSink: Send + Sync {
+    /// Records one set of counts.
+    fn emit(&self, counts: Counts);
+}
+
+/// EMF on stdout, where CloudWatch Logs reads it (the Lambda functions), stamped by `clock`.
+pub struct EmfStdout(pub Arc<dyn Clock>);
+
+impl MetricsSink for EmfStdout {
+    fn emit(&self, counts: Counts) {
+        println!("{}", counts.emf(self.0.now().timestamp_millis()));
+    }
+}
+
+/// Counts in the debug log (local mode, where nothing reads EMF).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogMetrics;
+
+impl MetricsSink for LogMetrics {
+    fn emit(&self, counts: Counts) {
+        tracing::debug!(function = counts.function, integration = ?counts.integration, counts = ?counts.counts, "metrics");
+    }
+}
+
+/// Keeps every record, for tests to read.
+#[derive(Debug, Default)]
+pub struct CapturedMetrics(Mutex<Vec<Counts>>);
+
+impl CapturedMetrics {
+    /// Every record so far.
+    pub fn all(&self) -> Vec<Counts> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The sum of `name` over every record of `function`.
+    pub fn sum(&self, function: &str, name: &str) -> u64 {
+        self.all()
+            .iter()
+            .filter(|c| c.function == function)
+            .filter_map(|c| c.get(name))
+            .sum()
+    }
+}
+
+impl MetricsSink for CapturedMetrics {
+    fn emit(&self, counts: Counts) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(counts);
     }
 }
 

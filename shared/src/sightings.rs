@@ -5,27 +5,23 @@
 //! consignment, no packing slip (GoSweetSpot's manual tickets carry `""`), a key that is not
 //! text, a packing slip we never published. A consignment already queued is a duplicate.
 //! Anything else becomes one [`WriteBackJob`]: before it is queued its consignment is noted on
-//! the order's record (reason [`REASON_TICKETED`]), so a pull never deletes from GoSweetSpot,
+//! the order's record (reason [`crate::records::reasons::TICKETED`]), so a pull never deletes from GoSweetSpot,
 //! nor calls conflicting, an order GoSweetSpot has ticketed; all new jobs go to the queue in one
 //! [`JobQueue::send`], and only after the queue took them are their consignments marked as
 //! seen, with their [`Source`] — so what could not be queued is queued in full next time, and
 //! a webhook and a reconcile of one consignment, however close, queue it once (or, racing, twice:
 //! the write-back is idempotent per consignment).
 
+use crate::clock::Clock;
 use crate::gss::model::Shipment;
 use crate::jobs::WriteBackJob;
 use crate::queue::{JobQueue, Outgoing, QueueError};
-use crate::store::records::update_record;
-use crate::store::{ConsignmentRecord, OrderState, Store, StoreError};
-use chrono::{DateTime, Utc};
+use crate::store::{SightingStore, StoreError, update_record};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 
 /// The longest consignment number or packing slip accepted (they become store keys).
 pub const MAX_KEY_CHARS: usize = 200;
-
-/// The reason recorded on an order when GoSweetSpot reports a consignment for it.
-pub const REASON_TICKETED: &str = "ticketed";
 
 /// Which path brought a consignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,14 +138,6 @@ pub struct Ignored {
     pub detail: String,
 }
 
-/// Whether GoSweetSpot lists a shipment as deleted (its `Status` says so).
-pub fn is_deleted(shipment: &Shipment) -> bool {
-    shipment
-        .status
-        .as_deref()
-        .is_some_and(|s| s.to_ascii_lowercase().contains("delet"))
-}
-
 /// Checks a shipment's two keys — a consignment number and a packing slip, each text of 1 to
 /// [`MAX_KEY_CHARS`] characters once trimmed — and that it is not a deleted ticket.
 pub fn judge(
@@ -197,7 +185,7 @@ pub fn judge(
         }
         Key::Ok(slip) => slip,
     };
-    if is_deleted(&shipment) {
+    if shipment.is_deleted() {
         return Err(ignored(
             IgnoreReason::DeletedTicket,
             Some(connote),
@@ -274,11 +262,11 @@ pub enum SightingError {
 #[derive(Clone, Copy)]
 pub struct SightingDeps<'a> {
     /// Orders by packing slip, consignment sightings, order records.
-    pub store: &'a Store,
+    pub store: &'a dyn SightingStore,
     /// The write-back queue.
     pub queue: &'a dyn JobQueue,
-    /// The time of the sighting.
-    pub now: DateTime<Utc>,
+    /// Stamps the notes and sightings.
+    pub clock: &'a dyn Clock,
 }
 
 /// Logs and counts shipments set aside before queueing.
@@ -382,7 +370,14 @@ pub async fn queue_new(
         return Ok(jobs);
     }
     for job in &jobs {
-        note_ticketed(deps.store, integration_id, job, source).await?;
+        update_record(
+            deps.store,
+            deps.clock,
+            integration_id,
+            job.cin7_id,
+            |r, now| r.ticketed(job, source.as_str(), now),
+        )
+        .await?;
     }
     let messages = jobs
         .iter()
@@ -407,7 +402,7 @@ pub async fn queue_new(
         let seen = serde_json::json!({
             "packing_slip": job.packing_slip,
             "cin7_id": job.cin7_id,
-            "queued_at": deps.now,
+            "queued_at": deps.clock.now(),
             "source": source.as_str(),
         })
         .to_string();
@@ -437,47 +432,6 @@ pub async fn queue_new(
     }
     summary.queued += jobs.len();
     Ok(jobs)
-}
-
-/// Notes a consignment GoSweetSpot reported on its order's record (once per consignment),
-/// keeping the order's state: from then on the pull leaves the order alone.
-async fn note_ticketed(
-    store: &Store,
-    integration_id: &str,
-    job: &WriteBackJob,
-    source: Source,
-) -> Result<(), StoreError> {
-    update_record(store, integration_id, job.cin7_id, |r, now| {
-        if r.consignments.iter().any(|c| c.connote == job.connote) {
-            return;
-        }
-        r.consignments.push(ConsignmentRecord {
-            connote: job.connote.clone(),
-            tracking_url: job.tracking_url.clone(),
-            created_utc: job.created_utc,
-            ..ConsignmentRecord::default()
-        });
-        if r.packing_slip.is_none() {
-            r.packing_slip = Some(job.packing_slip.clone());
-        }
-        if r.reference.is_none() {
-            r.reference = job.reference.clone();
-        }
-        // A slip indexed before its publish was recorded has no history yet: it is published.
-        let state = if r.history.is_empty() {
-            OrderState::Published
-        } else {
-            r.state
-        };
-        r.transition(
-            state,
-            REASON_TICKETED,
-            Some(format!("{} (by {})", job.connote, source.as_str())),
-            now,
-        );
-    })
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -208,7 +208,7 @@ impl PullRig {
                 gss: &self.gss_client,
                 feed: &self.gss_client,
                 queue: &self.queue,
-                now: Utc::now(),
+                clock: &shared::clock::SystemClock,
                 calls: &calls,
             },
             &self.settings,
@@ -216,6 +216,28 @@ impl PullRig {
         )
         .await
         .expect("pull runs")
+    }
+
+    /// What the webhook's use-case queues for a delivery of these shipments, on the rig's
+    /// queue (it notes each consignment on its order first).
+    pub async fn webhook(
+        &self,
+        shipments: &[shared::gss::model::Shipment],
+    ) -> shared::sightings::SightingSummary {
+        let body = serde_json::to_vec(shipments).expect("shipments encode");
+        shared::webhook::accept_delivery(
+            shared::sightings::SightingDeps {
+                store: &self.store,
+                queue: &self.queue,
+                clock: &shared::clock::SystemClock,
+            },
+            &self.store,
+            "acme",
+            &body,
+            &shared::webhook::parse_delivery(&body).expect("a delivery"),
+        )
+        .await
+        .expect("accepted")
     }
 
     /// Takes every job off the rig's queue (what the reconcile, or a webhook, queued).
@@ -253,7 +275,7 @@ impl PullRig {
             cin7_pacing: pacing.as_ref(),
             owner: "worker",
             claim_hold: Duration::from_secs(120),
-            now: Utc::now(),
+            clock: &shared::clock::SystemClock,
         };
         shared::writeback::run::run_batch(&deps, &self.settings, jobs)
             .await
@@ -280,8 +302,8 @@ impl PullRig {
 pub struct NoShopify;
 
 #[async_trait::async_trait]
-impl shared::writeback::run::ShopifyTrigger for NoShopify {
-    async fn trigger(&self, _: &str) -> Result<(), shared::writeback::run::ShopifyError> {
+impl shared::writeback::ShopifyTrigger for NoShopify {
+    async fn trigger(&self, _: &str) -> Result<(), shared::writeback::ShopifyError> {
         Ok(())
     }
 }
@@ -350,8 +372,10 @@ pub struct WriteBackRig {
     pub gss: GssSandbox,
     pub store: shared::store::Store,
     pub clients: shared::app::ClientCache,
-    pub shopify: shared::writeback::run::HttpShopifyTrigger,
+    pub shopify: shared::writeback::HttpShopifyTrigger,
     pub config: shared::writeback::handler::WriteBackConfig,
+    /// Every metric the handler emitted.
+    pub metrics: shared::metrics::CapturedMetrics,
     next_message: std::sync::atomic::AtomicU64,
 }
 
@@ -378,7 +402,7 @@ impl WriteBackRig {
             .expect("gss sandbox");
         let store = shared::store::Store::new(table, Arc::new(shared::clock::SystemClock));
         let clients = shared::app::ClientCache::new(
-            store.clone(),
+            Arc::new(store.clone()),
             Arc::new(sandbox_secrets()),
             shared::app::Pacing::InProcess,
         )
@@ -394,9 +418,10 @@ impl WriteBackRig {
             gss,
             store,
             clients,
-            shopify: shared::writeback::run::HttpShopifyTrigger::new(Duration::from_secs(5))
+            shopify: shared::writeback::HttpShopifyTrigger::new(Duration::from_secs(5))
                 .expect("http client"),
             config,
+            metrics: Default::default(),
             next_message: std::sync::atomic::AtomicU64::new(1),
         }
     }
@@ -409,8 +434,7 @@ impl WriteBackRig {
     ) -> shared::settings::IntegrationSettings {
         let mut settings = sandbox_settings(id, &self.cin7, &self.gss);
         settings.write_back = serde_json::from_value(write_back).expect("write-back settings");
-        self.store
-            .put_integration(&settings)
+        shared::store::Integrations::put_integration(&self.store, &settings)
             .await
             .expect("valid settings");
         settings
@@ -440,16 +464,15 @@ impl WriteBackRig {
                 ..Default::default()
             };
             gss.put_customer_orders(&[order]).await.expect("published");
-            let mut record = shared::store::OrderRecord::new(
+            let mut record = shared::records::OrderRecord::new(
                 id,
-                shared::store::OrderState::Published,
+                shared::records::OrderState::Published,
                 "published",
                 Utc::now(),
             );
             record.packing_slip = Some(slip.clone());
             record.reference = Some(slip.clone());
-            self.store
-                .save_order(integration, &mut record)
+            shared::store::Records::save_order(&self.store, integration, &mut record)
                 .await
                 .expect("record");
         }
@@ -503,14 +526,15 @@ impl WriteBackRig {
 
     /// Runs the handler on a batch; returns the failed message ids.
     pub async fn run(&self, batch: Vec<shared::writeback::handler::QueuedJob>) -> Vec<String> {
-        shared::writeback::handler::handle(
-            batch,
-            &self.store,
-            &self.clients,
-            &self.shopify,
-            &self.config,
-        )
-        .await
+        let ports = shared::writeback::handler::WriteBackPorts {
+            integrations: &self.store,
+            store: &self.store,
+            clients: &self.clients,
+            shopify: &self.shopify,
+            clock: &shared::clock::SystemClock,
+            metrics: &self.metrics,
+        };
+        shared::writeback::handler::handle(batch, ports, &self.config).await
     }
 
     /// CIN7 PUTs so far.

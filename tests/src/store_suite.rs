@@ -5,11 +5,10 @@ use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 use shared::clock::{Clock, ManualClock};
 use shared::rate_limit::Window;
+use shared::records::{ConsignmentRecord, OrderRecord, OrderState};
 use shared::settings::IntegrationSettings;
-use shared::store::{
-    Claim, Cond, ConsignmentRecord, Item, OrderRecord, OrderState, PullCursor, Store, StoreError,
-    Table,
-};
+use shared::store::prelude::*;
+use shared::store::{Claim, Cond, Item, PullCursor, Store, StoreError, Table};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -1,12 +1,14 @@
 //! `consignment-webhook`: wires the DynamoDB store, Secrets Manager and the SQS write-back
-//! queue from a typed configuration read once at start-up, then hands each API Gateway request
-//! to `consignment_webhook::handle_request` (and so to `shared::webhook::http`).
+//! queue from a typed configuration read once at start-up into the webhook router
+//! (`shared::webhook::router`), and serves it under `lambda_http` behind API Gateway.
 
-use consignment_webhook::handle_request;
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::Error;
 use serde::Deserialize;
 use shared::app::{config_from_env, init_failed};
-use shared::webhook::WebhookDeps;
+use shared::clock::SystemClock;
+use shared::metrics::EmfStdout;
+use shared::webhook::router::{WebhookState, for_api_gateway, router};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Deserialize)]
@@ -29,19 +31,18 @@ async fn main() -> Result<(), Error> {
         Err(e) => return Err(init_failed(e.to_string()).await.into()),
     };
     let sdk = shared::aws_config::sdk_config().await;
-    let store = shared::aws_config::dynamo_store(&sdk, &config.table_name);
-    let secrets = shared::aws_config::secrets_manager(
-        &sdk,
-        Duration::from_secs(config.secrets_cache_seconds),
-    );
-    let queue = shared::aws_config::sqs_queue(&sdk, &config.write_back_queue_url);
-    let deps = WebhookDeps {
-        store: &store,
-        secrets: &secrets,
-        queue: &queue,
+    let state = WebhookState {
+        store: Arc::new(shared::aws_config::dynamo_store(&sdk, &config.table_name)),
+        secrets: Arc::new(shared::aws_config::secrets_manager(
+            &sdk,
+            Duration::from_secs(config.secrets_cache_seconds),
+        )),
+        queue: Arc::new(shared::aws_config::sqs_queue(
+            &sdk,
+            &config.write_back_queue_url,
+        )),
+        clock: Arc::new(SystemClock),
+        metrics: Arc::new(EmfStdout(Arc::new(SystemClock))),
     };
-    lambda_http::run(service_fn(|request: Request| async move {
-        Ok::<_, Error>(handle_request(deps, request).await)
-    }))
-    .await
+    lambda_http::run(for_api_gateway(router(state))).await
 }

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use shared::app::{
     ClientCache, Pacing, config_from_env, deadline_from_epoch_ms, init_failed, process_owner,
 };
-use shared::pull::handler::{PullConfig, handle, parse_event};
+use shared::clock::SystemClock;
+use shared::metrics::EmfStdout;
+use shared::pull::handler::{PullConfig, PullPorts, handle, parse_event};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,19 +49,28 @@ async fn main() -> Result<(), Error> {
         &sdk,
         Duration::from_secs(config.secrets_cache_seconds),
     );
-    let clients = ClientCache::new(store.clone(), Arc::new(secrets), Pacing::Shared);
+    let clients = ClientCache::new(Arc::new(store.clone()), Arc::new(secrets), Pacing::Shared);
     let queue = shared::aws_config::sqs_queue(&sdk, &config.write_back_queue_url);
+    let metrics = EmfStdout(Arc::new(SystemClock));
+    let ports = PullPorts {
+        integrations: &store,
+        store: &store,
+        clients: &clients,
+        queue: &queue,
+        clock: &SystemClock,
+        metrics: &metrics,
+    };
     let pull = PullConfig {
         concurrency: config.pull_concurrency,
         margin: Duration::from_secs(config.pull_margin_seconds),
         owner: process_owner("order-pull"),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let (store, clients, queue, pull) = (&store, &clients, &queue, &pull);
+        let pull = &pull;
         async move {
             let request = parse_event(&event.payload)?;
             let deadline = deadline_from_epoch_ms(event.context.deadline);
-            let summaries = handle(request, store, clients, queue, pull, Some(deadline)).await?;
+            let summaries = handle(request, ports, pull, Some(deadline)).await?;
             Ok::<Value, Error>(json!({ "summaries": summaries }))
         }
     }))

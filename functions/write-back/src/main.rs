@@ -6,8 +6,10 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde::Deserialize;
 use shared::app::{ClientCache, Pacing, config_from_env, init_failed, process_owner};
-use shared::writeback::handler::{WriteBackConfig, from_sqs, handle, sqs_response};
-use shared::writeback::run::{DEFAULT_SHOPIFY_TEMPLATE, HttpShopifyTrigger};
+use shared::clock::SystemClock;
+use shared::metrics::EmfStdout;
+use shared::writeback::handler::{WriteBackConfig, WriteBackPorts, from_sqs, handle, sqs_response};
+use shared::writeback::{DEFAULT_SHOPIFY_TEMPLATE, HttpShopifyTrigger};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,8 +47,17 @@ async fn main() -> Result<(), Error> {
         &sdk,
         Duration::from_secs(config.secrets_cache_seconds),
     );
-    let clients = ClientCache::new(store.clone(), Arc::new(secrets), Pacing::Shared);
+    let clients = ClientCache::new(Arc::new(store.clone()), Arc::new(secrets), Pacing::Shared);
     let shopify = HttpShopifyTrigger::new(Duration::from_secs(10))?;
+    let metrics = EmfStdout(Arc::new(SystemClock));
+    let ports = WriteBackPorts {
+        integrations: &store,
+        store: &store,
+        clients: &clients,
+        shopify: &shopify,
+        clock: &SystemClock,
+        metrics: &metrics,
+    };
     let write_back = WriteBackConfig {
         shopify_template: config.shopify_trigger_url_template,
         claim_hold: Duration::from_secs(120),
@@ -54,9 +65,9 @@ async fn main() -> Result<(), Error> {
         owner: process_owner("write-back"),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
-        let (store, clients, shopify, write_back) = (&store, &clients, &shopify, &write_back);
+        let write_back = &write_back;
         async move {
-            let failed = handle(from_sqs(event.payload), store, clients, shopify, write_back).await;
+            let failed = handle(from_sqs(event.payload), ports, write_back).await;
             Ok::<_, Error>(sqs_response(failed))
         }
     }))

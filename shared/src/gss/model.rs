@@ -323,6 +323,15 @@ pub struct Shipment {
     pub items: Vec<ShipmentItem>,
 }
 
+impl Shipment {
+    /// Whether GoSweetSpot lists the shipment as deleted (its `Status` says so).
+    pub fn is_deleted(&self) -> bool {
+        self.status
+            .as_deref()
+            .is_some_and(|s| s.to_ascii_lowercase().contains("delet"))
+    }
+}
+
 /// One package line of a shipment, with its charges.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(default)]

@@ -3,8 +3,8 @@
 use super::gates::{self, Skip, SkipReason};
 use super::mapping::{self, Mapped};
 use crate::cin7::model::OrderRow;
+use crate::records::{OrderRecord, OrderState};
 use crate::settings::IntegrationSettings;
-use crate::store::{OrderRecord, OrderState};
 use chrono::{DateTime, Utc};
 
 /// The decision for one order.

@@ -3,20 +3,22 @@
 //! now" sends). One integration's failure is reported in its summary and never stops the
 //! others.
 
-use super::run::{
-    PullDeps, PullError, PullOptions, PullOutcome, PullSummary, SharedSink, run_pull,
-};
-use crate::app::{ClientCache, ClientError};
-use crate::metrics;
+use super::ports::SharedSink;
+use super::run::{PullDeps, PullError, PullOptions, PullOutcome, PullSummary, run_pull};
+use crate::app::{ClientError, ClientProvider};
+use crate::clock::Clock;
+use crate::metrics::{Counts, MetricsSink};
 use crate::queue::JobQueue;
 use crate::settings::IntegrationSettings;
-use crate::store::{Store, StoreError};
-use chrono::Utc;
+use crate::store::{Integrations, PullStore, StoreError};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// The function's name in metrics.
+pub const FUNCTION: &str = "order-pull";
 
 /// What the function was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,19 +76,31 @@ pub struct PullConfig {
     pub owner: String,
 }
 
-/// Pulls as asked, returning each integration's summary; each pull ends with its reconcile,
-/// which queues on `queue`.
+/// What the handler works through.
+#[derive(Clone, Copy)]
+pub struct PullPorts<'a> {
+    /// Which integrations to pull.
+    pub integrations: &'a dyn Integrations,
+    /// What each pull keeps.
+    pub store: &'a dyn PullStore,
+    pub clients: &'a dyn ClientProvider,
+    /// The write-back queue each pull's reconcile queues on.
+    pub queue: &'a dyn JobQueue,
+    pub clock: &'a dyn Clock,
+    pub metrics: &'a dyn MetricsSink,
+}
+
+/// Pulls as asked, returning each integration's summary; each pull ends with its reconcile.
 pub async fn handle(
     request: PullRequest,
-    store: &Store,
-    clients: &ClientCache,
-    queue: &dyn JobQueue,
+    ports: PullPorts<'_>,
     config: &PullConfig,
     deadline: Option<Instant>,
 ) -> Result<Vec<PullSummary>, PullHandlerError> {
     let integrations: Vec<IntegrationSettings> = match request {
         PullRequest::One(id) => {
-            let settings = store
+            let settings = ports
+                .integrations
                 .get_integration(&id)
                 .await?
                 .ok_or_else(|| PullHandlerError::UnknownIntegration(id.clone()))?;
@@ -95,7 +109,8 @@ pub async fn handle(
             }
             vec![settings]
         }
-        PullRequest::All => store
+        PullRequest::All => ports
+            .integrations
             .list_integrations()
             .await?
             .into_iter()
@@ -111,7 +126,7 @@ pub async fn handle(
     let summaries = futures::stream::iter(integrations)
         .map(|settings| {
             let options = options.clone();
-            async move { pull_one(store, clients, queue, &settings, &options).await }
+            async move { pull_one(ports, &settings, &options).await }
         })
         .buffer_unordered(config.concurrency.max(1))
         .collect::<Vec<_>>()
@@ -141,14 +156,12 @@ fn failed(id: &str, error: String) -> PullSummary {
 }
 
 async fn pull_one(
-    store: &Store,
-    clients: &ClientCache,
-    queue: &dyn JobQueue,
+    ports: PullPorts<'_>,
     settings: &IntegrationSettings,
     options: &PullOptions,
 ) -> PullSummary {
     let id = settings.id.as_str();
-    let built = match clients.get(settings).await {
+    let built = match ports.clients.clients(settings).await {
         Ok(c) => c,
         Err(e @ (ClientError::Secret(_) | ClientError::Api(_))) => {
             tracing::error!(integration = id, error = %e, "cannot build clients");
@@ -176,12 +189,12 @@ async fn pull_one(
     };
     let result = run_pull(
         PullDeps {
-            store,
+            store: ports.store,
             cin7: &built.cin7,
             gss: &gss,
             feed: &built.gss,
-            queue,
-            now: Utc::now(),
+            queue: ports.queue,
+            clock: ports.clock,
             calls: &calls,
         },
         settings,
@@ -226,14 +239,17 @@ async fn pull_one(
     for (reason, n) in &summary.skipped {
         counts.push((format!("OrdersSkipped_{reason}"), *n as u64));
     }
-    let counts: Vec<(&str, u64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    metrics::emit("order-pull", id, &counts);
+    ports.metrics.emit(Counts {
+        function: FUNCTION,
+        integration: Some(id.to_string()),
+        counts,
+    });
     if summary.reconciled > 0 {
         // Across every integration, for the alarm; the log line of the reconcile names this one.
-        metrics::emit_total(
-            "order-pull",
+        ports.metrics.emit(Counts::total(
+            FUNCTION,
             &[("ConsignmentsReconciled", summary.reconciled as u64)],
-        );
+        ));
     }
     summary
 }

@@ -5,7 +5,10 @@
 //! - [`address`]: a CIN7 delivery address in GoSweetSpot's fields, country-aware (pure).
 //! - [`mapping`]: CIN7 order → GoSweetSpot customer order, field limits, content hash (pure).
 //! - [`decide`]: publish, update, delete, skip or leave, per order (pure).
-//! - [`run`]: the use-case: lease, cursor, paging, batches, records.
+//! - [`paging`]: where a pull reads from and how it pages (pure).
+//! - [`ports`]: CIN7 orders in, GoSweetSpot customer orders out, and their adapters.
+//! - [`run`]: the use-case: lease, cursor, paging, batches, records, then the reconcile.
+//! - [`reconcile`]: the backstop for lost webhooks, the last step of every pull.
 //! - [`handler`]: the `order-pull` function's event handling.
 
 pub mod address;
@@ -13,9 +16,10 @@ pub mod decide;
 pub mod gates;
 pub mod handler;
 pub mod mapping;
+pub mod paging;
+pub mod ports;
+pub mod reconcile;
 pub mod run;
 
-pub use run::{
-    OrderSink, OrderSource, PullDeps, PullError, PullOptions, PullOutcome, PullSummary, SharedSink,
-    run_pull,
-};
+pub use ports::{OrderSink, OrderSource, SharedSink};
+pub use run::{PullDeps, PullError, PullOptions, PullOutcome, PullSummary, run_pull};

@@ -4,106 +4,26 @@
 
 use super::decide::{Decision, decide};
 use super::gates::Skip;
-use crate::cin7::Cin7Client;
-use crate::cin7::model::{OrderRow, SALES_ORDER_FIELDS};
-use crate::cin7::query::{Direction, ListQuery, MAX_ROWS, Where};
-use crate::gss::GssClient;
-use crate::gss::client::ops as gss_ops;
+use super::paging::{PageStart, reads_from};
+use super::ports::{OrderSink, OrderSource};
+use super::reconcile::{ReconcileDeps, ReconcileOptions, ShipmentFeed, reconcile};
+use crate::cin7::model::OrderRow;
+use crate::cin7::query::MAX_ROWS;
+use crate::clock::Clock;
 use crate::gss::model::{
     CustomerOrder, DeleteOutcome, MAX_ORDERS_PER_CALL, PublishResult, error_text as gss_error_text,
 };
-use crate::http::{ApiError, Service};
+use crate::http::ApiError;
 use crate::queue::JobQueue;
-use crate::rate_limit::RateLimiter;
-use crate::reconcile::{ReconcileDeps, ReconcileOptions, ShipmentFeed, reconcile};
+use crate::records::{Publication, PublishOutcome, Removal, reasons};
 use crate::settings::IntegrationSettings;
-use crate::store::records::update_record;
-use crate::store::{OrderState, PullCursor, Store, StoreError};
+use crate::store::{PullCursor, PullStore, StoreError, update_record};
 use crate::timestamp::Timestamp;
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// Reads CIN7 sales orders (the pull's view of the CIN7 client).
-#[async_trait]
-pub trait OrderSource: Send + Sync {
-    /// One page of orders.
-    async fn list_page(&self, query: &ListQuery) -> Result<Vec<OrderRow>, ApiError>;
-    /// Whether the query's request URL is short enough to send (see
-    /// [`crate::cin7::client::MAX_URL_CHARS`]).
-    fn fits(&self, query: &ListQuery) -> bool;
-}
-
-/// Publishes and deletes GoSweetSpot customer orders (the pull's view of the GSS client).
-#[async_trait]
-pub trait OrderSink: Send + Sync {
-    /// Upserts up to 50 orders.
-    async fn publish(&self, orders: &[CustomerOrder]) -> Result<Vec<PublishResult>, ApiError>;
-    /// Deletes up to 50 pending orders.
-    async fn delete(
-        &self,
-        packing_slips: &[String],
-    ) -> Result<BTreeMap<String, DeleteOutcome>, ApiError>;
-}
-
-#[async_trait]
-impl OrderSource for Cin7Client {
-    async fn list_page(&self, query: &ListQuery) -> Result<Vec<OrderRow>, ApiError> {
-        Cin7Client::list_page(self, query).await
-    }
-    fn fits(&self, query: &ListQuery) -> bool {
-        Cin7Client::url_fits(self, query)
-    }
-}
-
-#[async_trait]
-impl OrderSink for GssClient {
-    async fn publish(&self, orders: &[CustomerOrder]) -> Result<Vec<PublishResult>, ApiError> {
-        self.put_customer_orders(orders).await
-    }
-    async fn delete(
-        &self,
-        packing_slips: &[String],
-    ) -> Result<BTreeMap<String, DeleteOutcome>, ApiError> {
-        self.delete_customer_orders(packing_slips).await
-    }
-}
-
-/// A sink that waits for a turn from `share` before each call: the pull's share of
-/// GoSweetSpot's window ([`crate::rate_limit::pull_gss_share`]), so that the write-back, which
-/// shares the same window, keeps pace during a large import.
-pub struct SharedSink<'a> {
-    pub sink: &'a dyn OrderSink,
-    pub share: &'a dyn RateLimiter,
-}
-
-impl SharedSink<'_> {
-    async fn turn(&self, operation: &'static str) -> Result<(), ApiError> {
-        self.share.acquire().await.map_err(|e| ApiError::Limiter {
-            service: Service::Gss,
-            operation,
-            detail: e.to_string(),
-        })
-    }
-}
-
-#[async_trait]
-impl OrderSink for SharedSink<'_> {
-    async fn publish(&self, orders: &[CustomerOrder]) -> Result<Vec<PublishResult>, ApiError> {
-        self.turn(gss_ops::PUT_ORDERS).await?;
-        self.sink.publish(orders).await
-    }
-    async fn delete(
-        &self,
-        packing_slips: &[String],
-    ) -> Result<BTreeMap<String, DeleteOutcome>, ApiError> {
-        self.turn(gss_ops::DELETE_ORDERS).await?;
-        self.sink.delete(packing_slips).await
-    }
-}
 
 /// How a pull runs.
 #[derive(Debug, Clone)]
@@ -188,7 +108,7 @@ pub enum PullError {
 
 /// What a pull needs.
 pub struct PullDeps<'a> {
-    pub store: &'a Store,
+    pub store: &'a dyn PullStore,
     pub cin7: &'a dyn OrderSource,
     pub gss: &'a dyn OrderSink,
     /// GoSweetSpot's changed shipments, for the reconcile (the integration's whole shared
@@ -196,7 +116,8 @@ pub struct PullDeps<'a> {
     pub feed: &'a dyn ShipmentFeed,
     /// The write-back queue the reconcile queues on.
     pub queue: &'a dyn JobQueue,
-    pub now: DateTime<Utc>,
+    /// Tells the time: the run's, and each record change's.
+    pub clock: &'a dyn Clock,
     /// CIN7 and GoSweetSpot calls so far (read for the summary).
     pub calls: &'a (dyn Fn() -> (u64, u64) + Send + Sync),
 }
@@ -218,6 +139,8 @@ struct PendingDelete {
 
 struct Run<'a> {
     deps: PullDeps<'a>,
+    /// When the run started.
+    now: DateTime<Utc>,
     settings: &'a IntegrationSettings,
     summary: PullSummary,
     pending: Vec<PendingPublish>,
@@ -243,16 +166,22 @@ impl Run<'_> {
             OrderRow::Parsed(o) => (o.reference.clone(), o.modified_date),
             OrderRow::Unparseable(u) => (u.reference.clone(), u.modified_date),
         };
-        update_record(self.deps.store, &self.settings.id, id, |r, now| {
-            r.reference = reference.clone().or(r.reference.take());
-            r.modified_date = modified.map(|m| m.instant()).or(r.modified_date);
-            r.transition(
-                OrderState::Skipped,
-                skip.reason.code(),
-                skip.detail.clone(),
-                now,
-            );
-        })
+        let modified = modified.map(|m| m.instant());
+        update_record(
+            self.deps.store,
+            self.deps.clock,
+            &self.settings.id,
+            id,
+            |r, now| {
+                r.skipped(
+                    reference.clone(),
+                    modified,
+                    skip.reason.code(),
+                    skip.detail.clone(),
+                    now,
+                )
+            },
+        )
         .await?;
         self.skipped(skip.reason.code());
         Ok(())
@@ -275,59 +204,44 @@ impl Run<'_> {
         // On an error nothing is recorded: the orders are re-read and published next run.
         let results = self.publish_isolating(&orders).await?;
         for (p, result) in batch.iter().zip(results) {
-            let (state, reason, detail) = if result.result {
-                if p.decision_update {
-                    (OrderState::Published, "republished", None)
-                } else {
-                    (OrderState::Published, "published", None)
+            let outcome = if result.result {
+                PublishOutcome::Published {
+                    republished: p.decision_update,
                 }
             } else if result.already_processed() {
-                (
-                    OrderState::Conflict,
-                    "already_processed",
-                    result.msg.clone(),
-                )
+                PublishOutcome::AlreadyProcessed(result.msg.clone())
             } else {
-                (OrderState::Failed, "gss_rejected", result.msg.clone())
+                PublishOutcome::Rejected(result.msg.clone())
             };
-            let record = update_record(self.deps.store, &self.settings.id, p.cin7_id, |r, now| {
-                r.reference = p.reference.clone();
-                r.modified_date = p.modified.map(|m| m.instant());
-                r.packing_slip = Some(p.mapped.order.packingslipno.clone());
-                if !p.decision_update {
-                    // Indexed before the PUT above.
-                    r.indexed_slip = r.packing_slip.clone();
-                }
-                if state == OrderState::Published {
-                    r.content_hash = Some(p.mapped.content_hash.clone());
-                }
-                r.truncations = p.mapped.truncations.clone();
-                r.warnings = p.warnings.clone();
-                // A consignment GoSweetSpot reported meanwhile (the webhook came early) is not
-                // undone: the order is ticketed, not in conflict.
-                if r.consignments.is_empty() {
-                    r.transition(state, reason, detail.clone(), now);
-                }
-            })
+            let sent = Publication {
+                reference: p.reference.as_deref(),
+                modified: p.modified.map(|m| m.instant()),
+                packing_slip: &p.mapped.order.packingslipno,
+                content_hash: &p.mapped.content_hash,
+                truncations: &p.mapped.truncations,
+                warnings: &p.warnings,
+                // Indexed before the PUT above.
+                slip_indexed: !p.decision_update,
+            };
+            let record = update_record(
+                self.deps.store,
+                self.deps.clock,
+                &self.settings.id,
+                p.cin7_id,
+                |r, now| r.published(sent, &outcome, now),
+            )
             .await?;
-            let counted = match (record.consignments.is_empty(), state, p.decision_update) {
-                (false, _, _) => "ticketed",
-                (true, OrderState::Published, true) => {
-                    self.summary.updated += 1;
-                    "republished"
+            let (_, reason, detail) = outcome.transition();
+            let counted = if !record.consignments.is_empty() {
+                reasons::TICKETED
+            } else {
+                match outcome {
+                    PublishOutcome::Published { republished: true } => self.summary.updated += 1,
+                    PublishOutcome::Published { republished: false } => self.summary.published += 1,
+                    PublishOutcome::AlreadyProcessed(_) => self.summary.conflicts += 1,
+                    PublishOutcome::Rejected(_) => self.summary.failed += 1,
                 }
-                (true, OrderState::Published, false) => {
-                    self.summary.published += 1;
-                    "published"
-                }
-                (true, OrderState::Conflict, _) => {
-                    self.summary.conflicts += 1;
-                    reason
-                }
-                (true, _, _) => {
-                    self.summary.failed += 1;
-                    reason
-                }
+                reason
             };
             tracing::info!(integration = %self.settings.id, reference = ?p.reference, packing_slip = %p.mapped.order.packingslipno, outcome = counted, detail = ?detail, "publish result");
         }
@@ -404,40 +318,31 @@ impl Run<'_> {
                 .unwrap_or(DeleteOutcome::Other(
                     "no answer for this packing slip".into(),
                 ));
-            let (state, reason, detail) = match &outcome {
+            let removal = match outcome {
                 DeleteOutcome::Deleted
                 | DeleteOutcome::AlreadyDeleted
-                | DeleteOutcome::InvalidPackingSlip => (
-                    OrderState::Deleted,
-                    d.skip.reason.code().to_string(),
-                    d.skip.detail.clone(),
-                ),
-                DeleteOutcome::AlreadyProcessed => (
-                    OrderState::Conflict,
-                    "already_processed".to_string(),
-                    Some(format!(
-                        "left the gates ({}) after GoSweetSpot ticketed it",
-                        d.skip.reason.code()
-                    )),
-                ),
-                DeleteOutcome::Other(msg) => (
-                    OrderState::Failed,
-                    "gss_delete_failed".to_string(),
-                    Some(msg.clone()),
-                ),
+                | DeleteOutcome::InvalidPackingSlip => Removal::Deleted {
+                    reason: d.skip.reason.code().to_string(),
+                    detail: d.skip.detail.clone(),
+                },
+                DeleteOutcome::AlreadyProcessed => Removal::AlreadyProcessed {
+                    gate: d.skip.reason.code().to_string(),
+                },
+                DeleteOutcome::Other(msg) => Removal::Failed(msg),
             };
-            let record = update_record(self.deps.store, &self.settings.id, d.cin7_id, |r, now| {
-                // Ticketed meanwhile: GoSweetSpot kept it, and the write-back is on its way.
-                if r.consignments.is_empty() {
-                    r.transition(state, &reason, detail.clone(), now);
-                }
-            })
+            let record = update_record(
+                self.deps.store,
+                self.deps.clock,
+                &self.settings.id,
+                d.cin7_id,
+                |r, now| r.removed(&removal, now),
+            )
             .await?;
             if record.consignments.is_empty() {
-                match state {
-                    OrderState::Deleted => self.summary.deleted += 1,
-                    OrderState::Conflict => self.summary.conflicts += 1,
-                    _ => self.summary.failed += 1,
+                match removal {
+                    Removal::Deleted { .. } => self.summary.deleted += 1,
+                    Removal::AlreadyProcessed { .. } => self.summary.conflicts += 1,
+                    Removal::Failed(_) => self.summary.failed += 1,
                 }
             }
         }
@@ -456,7 +361,7 @@ impl Run<'_> {
             Some(id) => self.deps.store.get_order(&self.settings.id, id).await?,
             None => None,
         };
-        match decide(&row, existing.as_ref(), self.settings, self.deps.now) {
+        match decide(&row, existing.as_ref(), self.settings, self.now) {
             Decision::Skip(skip) => self.record_skip(&row, skip).await?,
             Decision::Unchanged => self.summary.unchanged += 1,
             Decision::Settled => {}
@@ -531,10 +436,12 @@ pub async fn run_pull(
         });
     }
     let (calls_before, _) = (deps.calls)();
+    let now = deps.clock.now();
     let cursor = store.get_cursor(&id).await?;
-    let since = reads_from(cursor.as_ref(), settings, deps.now);
+    let since = reads_from(cursor.as_ref(), settings, now);
     let mut run = Run {
         deps,
+        now,
         settings,
         summary,
         pending: Vec::new(),
@@ -556,7 +463,7 @@ pub async fn run_pull(
                 &id,
                 &PullCursor {
                     modified_since: t,
-                    saved_at: run.deps.now,
+                    saved_at: now,
                 },
             )
             .await?;
@@ -572,7 +479,7 @@ pub async fn run_pull(
                 store,
                 queue: run.deps.queue,
                 feed: run.deps.feed,
-                now: run.deps.now,
+                clock: run.deps.clock,
             },
             settings,
             ReconcileOptions::default(),
@@ -610,121 +517,6 @@ pub async fn run_pull(
 enum Stop {
     Outcome(PullOutcome),
     Error(PullError),
-}
-
-/// Where a pull reads from: the cursor less `import.overlap_seconds`, in the form CIN7 wrote
-/// the cursor, or `import.start_from` (default: seven days before `now`) for a first pull.
-pub fn reads_from(
-    cursor: Option<&PullCursor>,
-    settings: &IntegrationSettings,
-    now: DateTime<Utc>,
-) -> Timestamp {
-    match cursor {
-        Some(c) => c
-            .modified_since
-            .earlier_by(chrono::Duration::seconds(i64::from(
-                settings.import.overlap_seconds,
-            ))),
-        None => Timestamp::utc(
-            settings
-                .import
-                .start_from
-                .unwrap_or(now - chrono::Duration::days(7)),
-        ),
-    }
-}
-
-/// Where a list page starts.
-///
-/// Pages are read by key, not by offset: the next page asks for the orders modified at or after
-/// the second of the last order read, less the orders of that second already read. Offsets are
-/// not stable while a run pages: an order modified meanwhile (dispatched by the write-back, or
-/// edited by the merchant) moves to the end of the list, every later order moves one place
-/// forward, and the next page by offset would skip one of them — for good, since the cursor
-/// moves past it. When the page ends on the filter's own second, or the `id<>…` exclusions of
-/// the orders at the last second would make the request URL too long for CIN7's server, the
-/// next page is the next page of the same filter (by offset, as before: only a modification
-/// during such a run of orders on one second could shift it).
-///
-/// Every `modifiedDate>=` value is written in the form CIN7 wrote the times it returned (see
-/// [`crate::timestamp`]). When a page shows times at a smaller UTC offset than the value was
-/// written in (the clocks went back, or the cursor was saved in another form), the same start
-/// is asked again written at that offset: were CIN7 to compare local wall-clock times, the
-/// repeated hour after the change would otherwise be skipped. Re-read orders cost no
-/// GoSweetSpot call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct PageStart {
-    since: Timestamp,
-    excluded: Vec<i64>,
-    page: u32,
-}
-
-impl PageStart {
-    fn new(since: Timestamp) -> Self {
-        Self {
-            since: since.whole_second(),
-            excluded: Vec::new(),
-            page: 1,
-        }
-    }
-
-    fn query(&self) -> ListQuery {
-        ListQuery {
-            filter: Where::new()
-                .modified_since(&self.since)
-                .excluding_ids(&self.excluded),
-            order: Some(("modifiedDate", Direction::Asc)),
-            fields: SALES_ORDER_FIELDS.to_vec(),
-            page: self.page,
-            rows: MAX_ROWS,
-        }
-    }
-
-    /// Where the page after a full page of `rows` (id, `modifiedDate`) starts; `fits` says
-    /// whether a start's request may be sent.
-    fn after(
-        &self,
-        rows: &[(Option<i64>, Option<Timestamp>)],
-        fits: impl Fn(&PageStart) -> bool,
-    ) -> Self {
-        let last = rows.last().and_then(|(_, m)| m.map(|t| t.whole_second()));
-        if let Some(last) = last.filter(|l| l.instant() > self.since.instant()) {
-            let at_last: Option<Vec<i64>> = rows
-                .iter()
-                .filter(|(_, m)| m.map(|t| t.whole_second().instant()) == Some(last.instant()))
-                .map(|(id, _)| *id)
-                .collect();
-            if let Some(excluded) = at_last {
-                let keyed = Self {
-                    since: last,
-                    excluded,
-                    page: 1,
-                };
-                if fits(&keyed) {
-                    return keyed;
-                }
-            }
-        }
-        Self {
-            page: self.page + 1,
-            ..self.clone()
-        }
-    }
-
-    /// The same start written at the smallest UTC offset among `rows`, when that is smaller
-    /// than the one it was written at (see the type's documentation).
-    fn at_smaller_offset(&self, rows: &[(Option<i64>, Option<Timestamp>)]) -> Option<Self> {
-        let written = self.since.form().zone.offset_seconds();
-        let smallest = rows
-            .iter()
-            .filter_map(|(_, m)| *m)
-            .min_by_key(|t| t.form().zone.offset_seconds())?;
-        (smallest.form().zone.offset_seconds() < written).then(|| Self {
-            since: self.since.in_form(smallest.form()),
-            excluded: self.excluded.clone(),
-            page: 1,
-        })
-    }
 }
 
 /// Pages through CIN7 from `since`; returns how far orders are durably handled.
@@ -802,133 +594,4 @@ async fn pages(
         return Err((handled_through, Stop::Error(e)));
     }
     Ok(page_max)
-}
-
-#[cfg(test)]
-mod page_tests {
-    use super::*;
-
-    /// 2026-11-20 22:00:`s`.`ms` NZDT, written as CIN7's samples write it.
-    fn t(s: u32, ms: u32) -> Option<Timestamp> {
-        Timestamp::parse(&format!("2026-11-20T22:00:{s:02}.{ms:03}000+13:00"))
-            .ok()
-            .flatten()
-    }
-
-    fn always(_: &PageStart) -> bool {
-        true
-    }
-
-    #[test]
-    fn the_next_page_starts_at_the_last_second_less_what_was_read_there() {
-        let start = PageStart::new(t(0, 0).unwrap());
-        let rows = [
-            (Some(1), t(1, 0)),
-            (Some(2), t(2, 100)),
-            (Some(3), t(2, 900)),
-        ];
-        let next = start.after(&rows, always);
-        assert_eq!(next.since, t(2, 0).unwrap());
-        assert_eq!(next.excluded, vec![2, 3]);
-        assert_eq!(next.page, 1);
-        assert_eq!(
-            next.query().filter.build().unwrap(),
-            "modifiedDate>='2026-11-20T22:00:02.000000+13:00' AND id<>2 AND id<>3",
-            "written in the form CIN7 wrote"
-        );
-    }
-
-    #[test]
-    fn a_page_on_the_filters_own_second_or_a_url_too_long_pages_by_offset() {
-        let start = PageStart::new(t(5, 0).unwrap());
-        let same = [(Some(1), t(5, 0)), (Some(2), t(5, 500))];
-        let next = start.after(&same, always);
-        assert_eq!((next.since, next.page), (start.since, 2));
-        assert!(next.excluded.is_empty());
-
-        let ties: Vec<_> = (0..120).map(|id| (Some(id), t(9, 0))).collect();
-        let next = start.after(&ties, |s| s.excluded.len() <= 100);
-        assert_eq!((next.since, next.page), (start.since, 2));
-        assert!(next.excluded.is_empty());
-
-        let unreadable = [(Some(1), t(6, 0)), (None, t(7, 0))];
-        let next = start.after(&unreadable, always);
-        assert_eq!(
-            (next.since, next.page),
-            (start.since, 2),
-            "an id missing at the last second"
-        );
-    }
-
-    #[test]
-    fn times_at_a_smaller_offset_ask_the_same_start_again_at_that_offset() {
-        let start = PageStart::new(t(0, 0).unwrap());
-        // After the clocks went back an hour (NZDT → NZST).
-        let standard = Timestamp::parse("2026-11-20T21:30:00.000000+12:00")
-            .unwrap()
-            .unwrap();
-        let rows = [(Some(1), t(1, 0)), (Some(2), Some(standard))];
-        let again = start.at_smaller_offset(&rows).unwrap();
-        assert_eq!(again.since.instant(), start.since.instant());
-        assert_eq!(again.since.text(), "2026-11-20T21:00:00.000000+12:00");
-        assert_eq!(again.page, 1);
-        assert_eq!(again.at_smaller_offset(&rows), None, "asked once");
-        assert_eq!(start.at_smaller_offset(&rows[..1]), None);
-        let utc = PageStart::new(Timestamp::utc(start.since.instant()));
-        assert_eq!(
-            utc.at_smaller_offset(&rows),
-            None,
-            "+13:00 is not smaller than Z"
-        );
-    }
-}
-
-#[cfg(test)]
-mod shared_sink_tests {
-    use super::*;
-    use crate::rate_limit::{Window, WindowLimiter};
-    use std::sync::Mutex;
-
-    /// Records when each call reached it.
-    struct Clock(Instant, Mutex<Vec<Duration>>);
-
-    #[async_trait]
-    impl OrderSink for Clock {
-        async fn publish(&self, _: &[CustomerOrder]) -> Result<Vec<PublishResult>, ApiError> {
-            self.1
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(self.0.elapsed());
-            Ok(Vec::new())
-        }
-        async fn delete(&self, _: &[String]) -> Result<BTreeMap<String, DeleteOutcome>, ApiError> {
-            self.1
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(self.0.elapsed());
-            Ok(BTreeMap::new())
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn publishes_and_deletes_wait_for_the_pulls_share() {
-        let sink = Clock(Instant::now(), Mutex::new(Vec::new()));
-        let share = WindowLimiter::new(vec![Window::new(2, Duration::from_secs(1))]);
-        let shared = SharedSink {
-            sink: &sink,
-            share: &share,
-        };
-        for _ in 0..3 {
-            shared.publish(&[]).await.unwrap();
-            shared.delete(&[]).await.unwrap();
-        }
-        let secs: Vec<u64> = sink
-            .1
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|d| d.as_secs())
-            .collect();
-        assert_eq!(secs, [0, 0, 1, 1, 2, 2]);
-    }
 }

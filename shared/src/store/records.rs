@@ -1,262 +1,208 @@
-//! What the store keeps about each CIN7 order and each pull, and [`update_record`], the one
-//! way every flow changes an order's record.
+//! Order records: reading, saving (optimistic concurrency) and the packing slip index, and
+//! [`update_record`], the one way every flow changes a record (with a method of
+//! [`crate::records`]).
 
-use super::{Store, StoreError};
-use crate::timestamp::Timestamp;
+use super::{Cond, Item, Store, StoreError, from_doc, int_pk, to_doc};
+use crate::clock::Clock;
+use crate::records::{OrderRecord, OrderState};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::fmt;
 
-/// Where an order stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderState {
-    /// Published to GoSweetSpot and waiting to be ticketed.
-    Published,
-    /// Not published; the reason says why.
-    Skipped,
-    /// Removed from GoSweetSpot after leaving the gates or being voided.
-    Deleted,
-    /// GoSweetSpot had already processed it when we tried to change or delete it.
-    Conflict,
-    /// Ticketed in GoSweetSpot and written back to CIN7.
-    Dispatched,
-    /// A webhook shipment we did not publish (a manual ticket), acknowledged and ignored.
-    Ignored,
-    /// Something failed that needs an operator; the reason and detail say what.
-    Failed,
+fn order_sk(cin7_id: i64) -> String {
+    format!("ORDER#{cin7_id:012}")
 }
 
-impl OrderState {
-    /// Every state, for parsing and listing.
-    pub const ALL: [OrderState; 7] = [
-        Self::Published,
-        Self::Skipped,
-        Self::Deleted,
-        Self::Conflict,
-        Self::Dispatched,
-        Self::Ignored,
-        Self::Failed,
-    ];
-
-    /// The stored name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Published => "published",
-            Self::Skipped => "skipped",
-            Self::Deleted => "deleted",
-            Self::Conflict => "conflict",
-            Self::Dispatched => "dispatched",
-            Self::Ignored => "ignored",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// Reads a stored name.
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
+fn slip_sk(packing_slip: &str) -> String {
+    format!("SLIP#{packing_slip}")
 }
 
-impl fmt::Display for OrderState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// An order record as stored: its version, and the packing slip its index holds (every save
+/// keeps the index in step with the record's slip).
+fn order_from_item(item: &Item) -> Result<OrderRecord, StoreError> {
+    let mut record: OrderRecord = from_doc(item)?;
+    record.version = item.version;
+    record.indexed_slip = record.packing_slip.clone();
+    Ok(record)
 }
 
-/// One change of state, kept in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Transition {
-    pub at: DateTime<Utc>,
-    pub state: OrderState,
-    /// A reason code such as `stage_excluded` or `published`.
-    pub reason: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
+/// Order records and the packing slip index.
+#[async_trait]
+pub trait Records: Send + Sync {
+    /// One order's record.
+    async fn get_order(
+        &self,
+        integration: &str,
+        cin7_id: i64,
+    ) -> Result<Option<OrderRecord>, StoreError>;
 
-/// A consignment created in GoSweetSpot for the order, and what was written back for it.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ConsignmentRecord {
-    pub connote: String,
-    pub tracking_url: Option<String>,
-    pub carrier: Option<String>,
-    pub created_utc: Option<DateTime<Utc>>,
-    /// The freight this consignment added to `freightTotal`, once written.
-    pub freight_added: Option<Decimal>,
-    /// Whether this consignment's tracking was written to CIN7.
-    pub tracking_written: bool,
-    /// Deleted in GoSweetSpot after it was written (a relabel) and taken off the order.
-    pub deleted: bool,
-}
+    /// Saves a record if nobody else saved it since it was read (its `version`); on success the
+    /// record's version moves on. `Ok(false)` means it changed underneath: read it again.
+    /// The packing slip index is kept in step (written when the record's slip is not the one
+    /// it was read or last saved with).
+    async fn save_order(
+        &self,
+        integration: &str,
+        record: &mut OrderRecord,
+    ) -> Result<bool, StoreError>;
 
-/// Everything kept about one CIN7 order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderRecord {
-    pub cin7_id: i64,
-    #[serde(default)]
-    pub reference: Option<String>,
-    /// The `packingslipno` it is (or would be) published under.
-    #[serde(default)]
-    pub packing_slip: Option<String>,
-    /// The hash of what was last published, for change detection.
-    #[serde(default)]
-    pub content_hash: Option<String>,
-    #[serde(default)]
-    pub modified_date: Option<DateTime<Utc>>,
-    pub state: OrderState,
-    pub reason: String,
-    #[serde(default)]
-    pub detail: Option<String>,
-    /// Non-blocking notes, e.g. stock that will not be deducted on dispatch.
-    #[serde(default)]
-    pub warnings: Vec<String>,
-    /// Fields shortened to GoSweetSpot's limits.
-    #[serde(default)]
-    pub truncations: Vec<String>,
-    #[serde(default)]
-    pub history: Vec<Transition>,
-    #[serde(default)]
-    pub consignments: Vec<ConsignmentRecord>,
-    /// The last transient write-back failure, until a write-back succeeds.
-    #[serde(default)]
-    pub last_error: Option<String>,
-    /// The optimistic-concurrency version (not part of the document).
-    #[serde(skip)]
-    pub version: i64,
-    /// The packing slip the store's index holds for this order, as last read or saved (not
-    /// part of the document): [`super::Store::save_order`] writes the index only when
-    /// `packing_slip` differs from it.
-    #[serde(skip)]
-    pub indexed_slip: Option<String>,
-}
+    /// Records that `packing_slip` is (about to be) published for `cin7_id`, before the
+    /// GoSweetSpot call: a consignment webhook for it, however early, finds the order.
+    async fn index_packing_slip(
+        &self,
+        integration: &str,
+        packing_slip: &str,
+        cin7_id: i64,
+    ) -> Result<(), StoreError>;
 
-impl OrderRecord {
-    /// A new record in `state`.
-    pub fn new(cin7_id: i64, state: OrderState, reason: &str, at: DateTime<Utc>) -> Self {
-        Self {
-            cin7_id,
-            reference: None,
-            packing_slip: None,
-            content_hash: None,
-            modified_date: None,
-            state,
-            reason: reason.to_string(),
-            detail: None,
-            warnings: Vec::new(),
-            truncations: Vec::new(),
-            history: vec![Transition {
-                at,
-                state,
-                reason: reason.to_string(),
-                detail: None,
-            }],
-            consignments: Vec::new(),
-            last_error: None,
-            version: 0,
-            indexed_slip: None,
-        }
-    }
+    /// The record of the order published under a packing slip (a blank record when the slip
+    /// is indexed and the publish has not been recorded yet).
+    async fn order_by_packing_slip(
+        &self,
+        integration: &str,
+        packing_slip: &str,
+    ) -> Result<Option<OrderRecord>, StoreError>;
 
-    /// A record with no history yet; its first [`transition`](Self::transition) sets its state.
-    pub fn blank(cin7_id: i64) -> Self {
-        Self {
-            history: Vec::new(),
-            reason: String::new(),
-            ..Self::new(cin7_id, OrderState::Skipped, "", DateTime::<Utc>::MIN_UTC)
-        }
-    }
-
-    /// Moves to `state` for `reason`, keeping the history. A repeat of the current state and
-    /// reason with the same detail adds nothing. The entry is stamped `at`, or the last
-    /// entry's time if that is later (clocks of different processes may disagree), so the
-    /// history is always in time order.
-    pub fn transition(
-        &mut self,
-        state: OrderState,
-        reason: &str,
-        detail: Option<String>,
-        at: DateTime<Utc>,
-    ) {
-        if self.state == state && self.reason == reason && self.detail == detail {
-            return;
-        }
-        let at = self.history.last().map_or(at, |last| last.at.max(at));
-        self.state = state;
-        self.reason = reason.to_string();
-        self.detail = detail.clone();
-        self.history.push(Transition {
-            at,
-            state,
-            reason: reason.to_string(),
-            detail,
-        });
-    }
-}
-
-/// Where the next pull starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PullCursor {
-    /// The latest `modifiedDate` handled, in the form CIN7 wrote it (a cursor saved before
-    /// forms were kept reads as UTC): the next pull reads from it, less the overlap, written in
-    /// the same form.
-    pub modified_since: Timestamp,
-    /// When the cursor was last saved.
-    pub saved_at: DateTime<Utc>,
-}
-
-/// Where the next reconcile starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReconcileCursor {
-    /// The end of the last window whose consignments were all queued: the next reconcile asks
-    /// for shipments changed since then (less the overlap).
-    pub through: DateTime<Utc>,
-    /// When the cursor was last saved.
-    pub saved_at: DateTime<Utc>,
-}
-
-/// A webhook delivery, kept for audit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeliveryAudit {
-    pub at: DateTime<Utc>,
-    /// SHA-256 (hex) of the raw body.
-    pub body_sha256: String,
-    pub shipments: usize,
-    pub queued: usize,
-    pub ignored: usize,
-    pub duplicates: usize,
-    /// The ignored shipments by reason code.
-    #[serde(default)]
-    pub ignored_reasons: BTreeMap<String, usize>,
-    /// `accepted`, or why it was refused.
-    pub outcome: String,
+    /// An integration's order records, all or only those in `state`, by CIN7 id.
+    async fn list_orders(
+        &self,
+        integration: &str,
+        state: Option<OrderState>,
+    ) -> Result<Vec<OrderRecord>, StoreError>;
 }
 
 /// Reads (or starts) one order record, changes it and saves it, retrying when it changed
-/// underneath; unchanged records are not written. `change` is given the store clock's time at
-/// each attempt, to stamp the transitions it makes: every entry of a history is stamped when it
-/// is written, by whichever flow writes it.
+/// underneath; unchanged records are not written. `change` is given `clock`'s time at each
+/// attempt, to stamp the transitions it makes: every entry of a history is stamped when it is
+/// written, by whichever flow writes it.
 pub async fn update_record(
-    store: &Store,
+    records: &dyn Records,
+    clock: &dyn Clock,
     integration: &str,
     cin7_id: i64,
     mut change: impl FnMut(&mut OrderRecord, DateTime<Utc>),
 ) -> Result<OrderRecord, StoreError> {
     loop {
-        let mut record = store
+        let mut record = records
             .get_order(integration, cin7_id)
             .await?
             .unwrap_or_else(|| OrderRecord::blank(cin7_id));
         let before = record.clone();
-        change(&mut record, store.now());
+        change(&mut record, clock.now());
         if record == before {
             return Ok(record);
         }
-        if store.save_order(integration, &mut record).await? {
+        if records.save_order(integration, &mut record).await? {
             return Ok(record);
         }
+    }
+}
+
+#[async_trait]
+impl Records for Store {
+    async fn get_order(
+        &self,
+        integration: &str,
+        cin7_id: i64,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        let item = self
+            .table
+            .get(&int_pk(integration), &order_sk(cin7_id), self.now_s())
+            .await?;
+        item.as_ref().map(order_from_item).transpose()
+    }
+
+    async fn save_order(
+        &self,
+        integration: &str,
+        record: &mut OrderRecord,
+    ) -> Result<bool, StoreError> {
+        let pk = int_pk(integration);
+        let now_s = self.now_s();
+        let item = Item {
+            pk: pk.clone(),
+            sk: order_sk(record.cin7_id),
+            doc: to_doc(record)?,
+            state: Some(record.state.as_str().into()),
+            version: record.version + 1,
+            ..Item::default()
+        };
+        if !self
+            .table
+            .put(item, Cond::Version(record.version), now_s)
+            .await?
+        {
+            return Ok(false);
+        }
+        record.version += 1;
+        if let Some(slip) = &record.packing_slip
+            && record.indexed_slip.as_ref() != Some(slip)
+        {
+            let index = Item {
+                pk,
+                sk: slip_sk(slip),
+                doc: record.cin7_id.to_string(),
+                ..Item::default()
+            };
+            self.table.put(index, Cond::Always, now_s).await?;
+            record.indexed_slip = Some(slip.clone());
+        }
+        Ok(true)
+    }
+
+    async fn index_packing_slip(
+        &self,
+        integration: &str,
+        packing_slip: &str,
+        cin7_id: i64,
+    ) -> Result<(), StoreError> {
+        let index = Item {
+            pk: int_pk(integration),
+            sk: slip_sk(packing_slip),
+            doc: cin7_id.to_string(),
+            ..Item::default()
+        };
+        self.table.put(index, Cond::Always, self.now_s()).await?;
+        Ok(())
+    }
+
+    async fn order_by_packing_slip(
+        &self,
+        integration: &str,
+        packing_slip: &str,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        let index = self
+            .table
+            .get(&int_pk(integration), &slip_sk(packing_slip), self.now_s())
+            .await?;
+        let Some(index) = index else {
+            return Ok(None);
+        };
+        let id: i64 = index
+            .doc
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("packing slip index {packing_slip:?}")))?;
+        Ok(Some(
+            self.get_order(integration, id)
+                .await?
+                .unwrap_or_else(|| OrderRecord::blank(id)),
+        ))
+    }
+
+    async fn list_orders(
+        &self,
+        integration: &str,
+        state: Option<OrderState>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.table
+            .query(
+                &int_pk(integration),
+                "ORDER#",
+                state.map(|s| s.as_str()),
+                self.now_s(),
+            )
+            .await?
+            .iter()
+            .map(order_from_item)
+            .collect()
     }
 }

@@ -10,7 +10,7 @@ use super::parse::Delivery;
 use crate::sightings::{
     Queueing, SightingDeps, SightingError, SightingSummary, Source, count_ignored, queue_new,
 };
-use crate::store::{DeliveryAudit, Store};
+use crate::store::{Deliveries, DeliveryAudit};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -35,12 +35,13 @@ pub fn body_sha256(body: &[u8]) -> String {
 /// `integration_id`, and records the delivery for audit.
 pub async fn accept_delivery(
     deps: SightingDeps<'_>,
+    audits: &dyn Deliveries,
     integration_id: &str,
     body: &[u8],
     delivery: &Delivery,
 ) -> Result<SightingSummary, SightingError> {
     let mut audit = DeliveryAudit {
-        at: deps.now,
+        at: deps.clock.now(),
         body_sha256: body_sha256(body),
         shipments: delivery.len(),
         queued: 0,
@@ -77,13 +78,13 @@ pub async fn accept_delivery(
             audit.outcome = OUTCOME_QUEUE_FAILED.into();
         }
     }
-    record_audit(deps.store, integration_id, &audit).await;
+    record_audit(audits, integration_id, &audit).await;
     result.map(|_| summary)
 }
 
 /// Records a delivery for audit; a failure is logged and does not change the answer (the jobs
 /// are queued or not either way).
-pub async fn record_audit(store: &Store, integration_id: &str, audit: &DeliveryAudit) {
+pub async fn record_audit(store: &dyn Deliveries, integration_id: &str, audit: &DeliveryAudit) {
     if let Err(e) = store.record_delivery(integration_id, audit).await {
         tracing::error!(
             integration = integration_id,

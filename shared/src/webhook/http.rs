@@ -1,6 +1,6 @@
-//! The webhook endpoint's HTTP behaviour, independent of how the request arrived (the Lambda
-//! adapter in `functions/consignment-webhook`, or a local listener): a [`WebhookRequest`] in,
-//! a [`WebhookResponse`] (status and JSON body) out.
+//! The webhook endpoint's HTTP behaviour, independent of the transport (the
+//! [`super::router`] serves it, in Lambda and in local mode): a [`WebhookRequest`] in, a
+//! [`WebhookResponse`] (status and JSON body) out.
 //!
 //! The checks run cheapest first, and nothing is parsed before the sender is authenticated:
 //!
@@ -26,13 +26,13 @@
 use super::accept::{OUTCOME_INVALID, accept_delivery, body_sha256, record_audit};
 use super::auth::{SignatureRefusal, parameter_names, signature_matches, signature_value};
 use super::parse::parse_delivery;
-use crate::metrics;
+use crate::clock::Clock;
+use crate::metrics::{Counts, MetricsSink};
 use crate::queue::JobQueue;
 use crate::secrets::{ExposeSecret, SecretSource};
 use crate::settings::{IntegrationSettings, is_valid_id};
 use crate::sightings::{SightingDeps, SightingError, SightingSummary};
-use crate::store::{DeliveryAudit, Store};
-use chrono::Utc;
+use crate::store::{DeliveryAudit, WebhookStore};
 use serde_json::json;
 
 /// The largest body accepted: 256 KiB.
@@ -65,6 +65,8 @@ pub struct WebhookRequest<'a> {
     pub query: &'a [(String, String)],
     /// The raw body (after any transport Base64 decoding).
     pub body: &'a [u8],
+    /// The body was longer than [`MAX_BODY_BYTES`] and left unread (`body` is then empty).
+    pub oversized: bool,
 }
 
 /// The answer: a status and a JSON body (`{"error": …}` or the [`SightingSummary`]).
@@ -78,15 +80,18 @@ pub struct WebhookResponse {
     pub allow: Option<&'static str>,
 }
 
-/// What the endpoint needs from the world.
+/// What the endpoint works through.
 #[derive(Clone, Copy)]
-pub struct WebhookDeps<'a> {
+pub struct WebhookPorts<'a> {
     /// Integrations, orders by packing slip, consignment sightings, the audit.
-    pub store: &'a Store,
+    pub store: &'a dyn WebhookStore,
     /// The webhook secrets the settings refer to.
     pub secrets: &'a dyn SecretSource,
     /// The write-back queue.
     pub queue: &'a dyn JobQueue,
+    /// Stamps the audit and the sightings.
+    pub clock: &'a dyn Clock,
+    pub metrics: &'a dyn MetricsSink,
 }
 
 enum Rejection {
@@ -149,6 +154,7 @@ fn respond(status: u16, body: serde_json::Value) -> WebhookResponse {
 
 /// Rejects a request, logging and counting why.
 fn reject(
+    ports: WebhookPorts<'_>,
     rejection: Rejection,
     request: &WebhookRequest<'_>,
     verified: Option<&str>,
@@ -182,11 +188,11 @@ fn reject(
             "webhook delivery refused"
         ),
     }
-    metrics::emit(
+    ports.metrics.emit(Counts::of(
         FUNCTION,
         verified.unwrap_or(UNVERIFIED),
         &[(rejection.metric(), 1)],
-    );
+    ));
     let mut response = respond(rejection.status(), json!({ "error": message }));
     if matches!(rejection, Rejection::Method) {
         response.allow = Some("POST");
@@ -201,7 +207,7 @@ enum AuthFailure {
 
 /// The enabled integration whose secret signs this body, or why not.
 async fn authenticate(
-    deps: WebhookDeps<'_>,
+    deps: WebhookPorts<'_>,
     request: &WebhookRequest<'_>,
 ) -> Result<IntegrationSettings, AuthFailure> {
     let settings = match request.integration_id.filter(|id| is_valid_id(id)) {
@@ -248,22 +254,24 @@ async fn authenticate(
 }
 
 /// Answers one webhook request.
-pub async fn handle(deps: WebhookDeps<'_>, request: &WebhookRequest<'_>) -> WebhookResponse {
+pub async fn handle(deps: WebhookPorts<'_>, request: &WebhookRequest<'_>) -> WebhookResponse {
     if request.method != "POST" {
-        return reject(Rejection::Method, request, None);
+        return reject(deps, Rejection::Method, request, None);
     }
-    if request.body.len() > MAX_BODY_BYTES {
-        return reject(Rejection::TooLarge, request, None);
+    if request.oversized || request.body.len() > MAX_BODY_BYTES {
+        return reject(deps, Rejection::TooLarge, request, None);
     }
     let settings = match authenticate(deps, request).await {
         Ok(settings) => settings,
         Err(AuthFailure::Refused(refusal)) => {
-            return reject(Rejection::Unauthorised(refusal), request, None);
+            return reject(deps, Rejection::Unauthorised(refusal), request, None);
         }
-        Err(AuthFailure::Unavailable) => return reject(Rejection::Unavailable, request, None),
+        Err(AuthFailure::Unavailable) => {
+            return reject(deps, Rejection::Unavailable, request, None);
+        }
     };
     let id = settings.id.as_str();
-    let now = Utc::now();
+    let now = deps.clock.now();
     let delivery = match parse_delivery(request.body) {
         Ok(delivery) => delivery,
         Err(e) => {
@@ -278,26 +286,31 @@ pub async fn handle(deps: WebhookDeps<'_>, request: &WebhookRequest<'_>) -> Webh
                 outcome: OUTCOME_INVALID.into(),
             };
             record_audit(deps.store, id, &audit).await;
-            return reject(Rejection::Invalid(e.to_string()), request, Some(id));
+            return reject(deps, Rejection::Invalid(e.to_string()), request, Some(id));
         }
     };
     let accept = SightingDeps {
         store: deps.store,
         queue: deps.queue,
-        now,
+        clock: deps.clock,
     };
-    match accept_delivery(accept, id, request.body, &delivery).await {
-        Ok(summary) => accepted(id, delivery.len(), summary),
+    match accept_delivery(accept, deps.store, id, request.body, &delivery).await {
+        Ok(summary) => accepted(deps.metrics, id, delivery.len(), summary),
         Err(e) => {
             if let SightingError::Store(e) = &e {
                 tracing::error!(integration = id, error = %e, "state store unavailable");
             }
-            reject(Rejection::Unavailable, request, Some(id))
+            reject(deps, Rejection::Unavailable, request, Some(id))
         }
     }
 }
 
-fn accepted(id: &str, shipments: usize, summary: SightingSummary) -> WebhookResponse {
+fn accepted(
+    metrics: &dyn MetricsSink,
+    id: &str,
+    shipments: usize,
+    summary: SightingSummary,
+) -> WebhookResponse {
     tracing::info!(
         integration = id,
         shipments,
@@ -307,7 +320,7 @@ fn accepted(id: &str, shipments: usize, summary: SightingSummary) -> WebhookResp
         ignored_reasons = ?summary.ignored_reasons,
         "webhook delivery accepted"
     );
-    metrics::emit(
+    metrics.emit(Counts::of(
         FUNCTION,
         id,
         &[
@@ -316,7 +329,7 @@ fn accepted(id: &str, shipments: usize, summary: SightingSummary) -> WebhookResp
             ("ShipmentsIgnored", summary.ignored as u64),
             ("ShipmentsDuplicate", summary.duplicates as u64),
         ],
-    );
+    ));
     respond(202, json!(summary))
 }
 

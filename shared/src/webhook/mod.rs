@@ -7,16 +7,20 @@
 //! - [`auth`]: which query parameter carries the signature, and the constant-time check (pure).
 //! - [`accept`]: the use-case: the delivery's sightings queued (see [`crate::sightings`]), and
 //!   the delivery audited.
-//! - [`http`]: the endpoint's statuses and JSON bodies, for the Lambda and a local listener.
+//! - [`http`]: the endpoint's statuses and JSON bodies, whatever the transport.
+//! - [`router`]: the one transport, an axum router: the Lambda's (under `lambda_http`), local
+//!   mode's and the tests'.
 
 pub mod accept;
 pub mod auth;
 pub mod http;
 pub mod parse;
+pub mod router;
 
 pub use accept::accept_delivery;
 pub use auth::{SignatureRefusal, parse_query};
 pub use http::{
-    MAX_BODY_BYTES, STATUS_CODES, WebhookDeps, WebhookRequest, WebhookResponse, handle,
+    MAX_BODY_BYTES, STATUS_CODES, WebhookPorts, WebhookRequest, WebhookResponse, handle,
 };
 pub use parse::{Delivery, MAX_SHIPMENTS, ParseError, parse_delivery};
+pub use router::{ROUTE, ROUTE_PREFIX, WebhookState, router};

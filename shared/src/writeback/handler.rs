@@ -3,13 +3,14 @@
 //! redelivered (partial batch failure). A message that fails on its last allowed receive is
 //! recorded as failed on its order, with the reason, before it goes to the dead-letter queue.
 
-use super::run::{JobOutcome, ShopifyTrigger, WriteBackDeps, run_batch};
-use crate::app::ClientCache;
+use super::ports::ShopifyTrigger;
+use super::run::{JobOutcome, WriteBackDeps, run_batch};
+use crate::app::ClientProvider;
+use crate::clock::Clock;
 use crate::jobs::WriteBackJob;
-use crate::metrics;
-use crate::store::records::update_record;
-use crate::store::{OrderState, Store};
-use chrono::Utc;
+use crate::metrics::{Counts, MetricsSink};
+use crate::records::reasons;
+use crate::store::{Integrations, WriteBackStore, update_record};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -45,12 +46,26 @@ pub struct WriteBackConfig {
     pub owner: String,
 }
 
+/// The function's name in metrics.
+pub const FUNCTION: &str = "write-back";
+
+/// What the handler works through.
+#[derive(Clone, Copy)]
+pub struct WriteBackPorts<'a> {
+    /// Each job's integration.
+    pub integrations: &'a dyn Integrations,
+    /// Claims and order records.
+    pub store: &'a dyn WriteBackStore,
+    pub clients: &'a dyn ClientProvider,
+    pub shopify: &'a dyn ShopifyTrigger,
+    pub clock: &'a dyn Clock,
+    pub metrics: &'a dyn MetricsSink,
+}
+
 /// Handles a batch; returns the message ids to redeliver.
 pub async fn handle(
     batch: Vec<QueuedJob>,
-    store: &Store,
-    clients: &ClientCache,
-    shopify: &dyn ShopifyTrigger,
+    ports: WriteBackPorts<'_>,
     config: &WriteBackConfig,
 ) -> Vec<String> {
     let mut failed = Vec::new();
@@ -68,8 +83,7 @@ pub async fn handle(
         }
     }
     for (integration, group) in groups {
-        failed
-            .extend(handle_integration(&integration, group, store, clients, shopify, config).await);
+        failed.extend(handle_integration(&integration, group, ports, config).await);
     }
     failed
 }
@@ -77,9 +91,7 @@ pub async fn handle(
 async fn handle_integration(
     integration: &str,
     group: Vec<(QueuedJob, WriteBackJob)>,
-    store: &Store,
-    clients: &ClientCache,
-    shopify: &dyn ShopifyTrigger,
+    ports: WriteBackPorts<'_>,
     config: &WriteBackConfig,
 ) -> Vec<String> {
     let all_ids = || {
@@ -88,7 +100,7 @@ async fn handle_integration(
             .map(|(m, _)| m.message_id.clone())
             .collect::<Vec<_>>()
     };
-    let settings = match store.get_integration(integration).await {
+    let settings = match ports.integrations.get_integration(integration).await {
         Ok(Some(s)) if s.enabled => s,
         Ok(Some(_)) => {
             tracing::warn!(
@@ -106,7 +118,7 @@ async fn handle_integration(
             return all_ids();
         }
     };
-    let built = match clients.get(&settings).await {
+    let built = match ports.clients.clients(&settings).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(integration, error = %e, "cannot build clients");
@@ -115,15 +127,15 @@ async fn handle_integration(
     };
     let cin7_before = built.cin7.calls().total();
     let deps = WriteBackDeps {
-        store,
+        store: ports.store,
         gss: &built.gss,
         cin7: &built.cin7,
-        shopify,
+        shopify: ports.shopify,
         shopify_template: &config.shopify_template,
         cin7_pacing: built.cin7_pacing.as_ref(),
         owner: &config.owner,
         claim_hold: config.claim_hold,
-        now: Utc::now(),
+        clock: ports.clock,
     };
     let jobs: Vec<WriteBackJob> = group.iter().map(|(_, j)| j.clone()).collect();
     let outcomes = match run_batch(&deps, &settings, &jobs).await {
@@ -143,17 +155,24 @@ async fn handle_integration(
                 retried += 1;
                 failed.push(message.message_id.clone());
                 if message.receive_count >= config.max_receives {
-                    let recorded = update_record(store, integration, job.cin7_id, |r, now| {
-                        r.transition(
-                            OrderState::Failed,
-                            "write_back_exhausted",
-                            Some(format!(
-                                "{}: {reason} (after {} attempts; the job is in the dead-letter queue)",
-                                job.connote, message.receive_count
-                            )),
-                            now,
-                        );
-                    })
+                    let detail = format!(
+                        "{reason} (after {} attempts; the job is in the dead-letter queue)",
+                        message.receive_count
+                    );
+                    let recorded = update_record(
+                        ports.store,
+                        ports.clock,
+                        integration,
+                        job.cin7_id,
+                        |r, now| {
+                            r.write_back_failed(
+                                &job.connote,
+                                reasons::WRITE_BACK_EXHAUSTED,
+                                &detail,
+                                now,
+                            )
+                        },
+                    )
                     .await;
                     if let Err(e) = recorded {
                         tracing::error!(integration, connote = %job.connote, error = %e, "could not record the exhausted job");
@@ -163,8 +182,8 @@ async fn handle_integration(
             }
         }
     }
-    metrics::emit(
-        "write-back",
+    ports.metrics.emit(Counts::of(
+        FUNCTION,
         integration,
         &[
             ("WriteBacksDone", done),
@@ -172,7 +191,7 @@ async fn handle_integration(
             ("WriteBacksRetried", retried),
             ("Cin7Calls", built.cin7.calls().total() - cin7_before),
         ],
-    );
+    ));
     failed
 }
 

@@ -9,8 +9,8 @@
 
 use crate::cin7::model::{SalesOrder, SalesOrderUpdate, TaxStatus};
 use crate::gss::model::Shipment;
+use crate::records::{ConsignmentEffect, ConsignmentRecord, OrderRecord};
 use crate::settings::{FreightMode, IntegrationSettings, Markup, TrackingUrlField};
-use crate::store::{ConsignmentRecord, OrderRecord};
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use std::collections::BTreeMap;
@@ -28,19 +28,6 @@ pub struct NewConsignment {
     pub shipment: Option<Shipment>,
     /// The webhook's cost, used when the shipment read has none.
     pub webhook_cost: Option<Decimal>,
-}
-
-/// What the plan decided for one consignment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsignmentEffect {
-    pub connote: String,
-    pub carrier: Option<String>,
-    pub tracking_url: Option<String>,
-    pub created_utc: Option<DateTime<Utc>>,
-    /// Whether the connote and tracking URL are in this update (or already on the order).
-    pub tracking_written: bool,
-    /// The ex-tax freight this consignment contributes, when freight is written.
-    pub freight_ex_tax: Option<Decimal>,
 }
 
 /// The plan for one order.
@@ -464,7 +451,7 @@ pub fn plan_order(
 mod tests {
     use super::*;
     use crate::gss::model::ShipmentItem;
-    use crate::store::{ConsignmentRecord, OrderState};
+    use crate::records::{ConsignmentRecord, OrderState};
     use rust_decimal_macros::dec;
     use serde_json::json;
 

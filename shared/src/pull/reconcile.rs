@@ -11,6 +11,7 @@
 //! ⌈N/250⌉. The cursor moves only once the window's jobs are queued; a first reconcile starts at
 //! `import.start_from` (default: seven days back).
 
+use crate::clock::Clock;
 use crate::gss::GssClient;
 use crate::gss::model::Shipment;
 use crate::http::ApiError;
@@ -20,7 +21,7 @@ use crate::sightings::{
     Ignored, Queueing, Sighting, SightingDeps, SightingError, SightingSummary, Source,
     count_ignored, judge, queue_new,
 };
-use crate::store::{ReconcileCursor, Store, StoreError};
+use crate::store::{ReconcileCursor, ReconcileStore, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -52,13 +53,13 @@ impl ShipmentFeed for GssClient {
 #[derive(Clone, Copy)]
 pub struct ReconcileDeps<'a> {
     /// Orders by packing slip, sightings, records, the reconcile cursor.
-    pub store: &'a Store,
+    pub store: &'a dyn ReconcileStore,
     /// The write-back queue.
     pub queue: &'a dyn JobQueue,
     /// GoSweetSpot's changed shipments (through the integration's shared window).
     pub feed: &'a dyn ShipmentFeed,
-    /// The end of the window.
-    pub now: DateTime<Utc>,
+    /// Tells the end of the window.
+    pub clock: &'a dyn Clock,
 }
 
 /// How a reconcile runs.
@@ -122,11 +123,12 @@ pub async fn reconcile(
     options: ReconcileOptions,
 ) -> Result<ReconcileSummary, ReconcileError> {
     let id = settings.id.as_str();
+    let now = deps.clock.now();
     let cursor = deps.store.get_reconcile_cursor(id).await?;
     let from = options
         .since
-        .unwrap_or_else(|| starts_at(cursor.as_ref(), settings, deps.now));
-    let to = deps.now;
+        .unwrap_or_else(|| starts_at(cursor.as_ref(), settings, now));
+    let to = now;
     let shipments = deps.feed.changed(from, to).await?;
     let listed = shipments.len();
     let (sightings, ignored): (Vec<_>, Vec<_>) = shipments
@@ -142,7 +144,7 @@ pub async fn reconcile(
         SightingDeps {
             store: deps.store,
             queue: deps.queue,
-            now: deps.now,
+            clock: deps.clock,
         },
         id,
         &sightings,
@@ -165,7 +167,7 @@ pub async fn reconcile(
                 id,
                 &ReconcileCursor {
                     through: to.trunc_subsecs(0),
-                    saved_at: deps.now,
+                    saved_at: now,
                 },
             )
             .await?;
