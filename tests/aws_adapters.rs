@@ -118,8 +118,10 @@ fn item(pk: &str, sk: &str, doc: &str) -> Item {
 fn claim_condition_is_the_powertools_condition_with_the_owner() {
     assert!(CLAIM_CONDITION.contains("attribute_not_exists(pk)"));
     assert!(CLAIM_CONDITION.contains("expires_at < :now_s"));
-    assert!(CLAIM_CONDITION.contains("#state = :in_progress AND held_until_ms < :now_ms"));
-    assert!(CLAIM_CONDITION.contains("#owner = :owner"));
+    assert!(
+        CLAIM_CONDITION
+            .contains("(#state = :in_progress AND (held_until_ms < :now_ms OR #owner = :owner))")
+    );
 }
 
 #[tokio::test]
@@ -900,6 +902,156 @@ async fn secrets_missing_and_empty_are_typed_and_name_only_the_reference() {
         assert!(
             matches!(&empty, Err(SecretError::Empty { reference }) if reference == &binary),
             "{empty:?}"
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Declared IAM actions
+// ---------------------------------------------------------------------------------------------
+
+/// Records the name of every operation a client sends (from the SDK's operation metadata).
+#[derive(Debug, Clone, Default)]
+struct Operations(Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>);
+
+impl Operations {
+    /// The recorded operations as IAM actions of `service`, and forgets them. A batch
+    /// operation is authorised as its single form (`SendMessageBatch` as `sqs:SendMessage`).
+    fn take_actions(&self, service: &str) -> std::collections::BTreeSet<String> {
+        let mut ops = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *ops)
+            .into_iter()
+            .map(|op| format!("{service}:{}", op.strip_suffix("Batch").unwrap_or(&op)))
+            .collect()
+    }
+}
+
+impl Intercept for Operations {
+    fn name(&self) -> &'static str {
+        "Operations"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_sqs::config::RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(m) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(m.name().to_string());
+        }
+        Ok(())
+    }
+}
+
+fn actions(list: &[&str]) -> std::collections::BTreeSet<String> {
+    list.iter().map(|a| a.to_string()).collect()
+}
+
+#[tokio::test]
+async fn each_table_operation_calls_the_actions_dynamodb_table_declares() {
+    require_emulator();
+    let sdk = shared::aws_config::sdk_config().await;
+    let ops = Operations::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(ops.clone())
+            .build(),
+    );
+    let name = unique("cin7gss-test");
+    dynamodb::create_table(&client, &name)
+        .await
+        .expect("create the table");
+    let cleanup = client.clone();
+    let table_name = name.clone();
+    guarded(
+        async move {
+            let table = DynamoTable::new(client, name);
+            ops.take_actions("dynamodb");
+            for op in shared::store::TableOp::ALL {
+                match op {
+                    shared::store::TableOp::Get => {
+                        table.get("p", "s", 0).await.unwrap();
+                    }
+                    shared::store::TableOp::Put => {
+                        table
+                            .put(item("p", "s", "{}"), Cond::Always, 0)
+                            .await
+                            .unwrap();
+                    }
+                    shared::store::TableOp::Delete => {
+                        table.delete("p", "s", Some("owner")).await.unwrap();
+                    }
+                    shared::store::TableOp::Query => {
+                        table.query("p", "", None, 0).await.unwrap();
+                    }
+                    shared::store::TableOp::Add => {
+                        table.add("p", "n", 1, i64::MAX).await.unwrap();
+                    }
+                }
+                assert_eq!(
+                    ops.take_actions("dynamodb"),
+                    actions(DynamoTable::iam_actions(op)),
+                    "{op:?}"
+                );
+            }
+        },
+        async move {
+            dynamodb::delete_table(&cleanup, &table_name)
+                .await
+                .expect("delete the table");
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_queue_send_and_a_secret_fetch_call_the_actions_their_adapters_declare() {
+    require_emulator();
+    let sdk = shared::aws_config::sdk_config().await;
+    let sqs_ops = Operations::default();
+    let sqs_client = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&sdk)
+            .interceptor(sqs_ops.clone())
+            .build(),
+    );
+    with_queues(sqs_client.clone(), &[None], |urls| async move {
+        let queue = SqsQueue::new(sqs_client, urls[0].clone());
+        sqs_ops.take_actions("sqs");
+        let messages: Vec<Outgoing> = (0..12)
+            .map(|i| Outgoing {
+                integration_id: "acme".into(),
+                body: format!("{{\"n\":{i}}}"),
+            })
+            .collect();
+        queue.send(&messages).await.unwrap();
+        assert_eq!(
+            sqs_ops.take_actions("sqs"),
+            actions(&[SqsQueue::SEND_ACTION])
+        );
+    })
+    .await;
+    let secret_ops = Operations::default();
+    let secrets_client = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&sdk)
+            .interceptor(secret_ops.clone())
+            .build(),
+    );
+    with_secret_name(|client, name| async move {
+        SecretsManagerSource::new(client, Duration::from_secs(300))
+            .put(&name, &SecretString::from("k".to_string()))
+            .await
+            .unwrap();
+        let reader = SecretsManagerSource::new(secrets_client, Duration::from_secs(300));
+        secret_ops.take_actions("secretsmanager");
+        reader.get(&name).await.unwrap();
+        assert_eq!(
+            secret_ops.take_actions("secretsmanager"),
+            actions(&[SecretsManagerSource::IAM_ACTION])
         );
     })
     .await;

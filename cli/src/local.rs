@@ -264,7 +264,11 @@ impl LocalRuntime {
 
     /// The webhook URL of an integration.
     pub fn webhook_url(&self, integration: &str) -> String {
-        format!("http://{}/webhooks/gosweetspot/{integration}", self.addr)
+        format!(
+            "http://{}{}{integration}",
+            self.addr,
+            shared::webhook::ROUTE_PREFIX
+        )
     }
 
     /// Stops accepting work and waits for in-flight work to finish.

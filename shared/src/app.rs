@@ -241,6 +241,30 @@ pub fn deadline_from_epoch_ms(deadline_ms: u64) -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
+/// What a Lambda function declares about itself, next to its `main.rs`: the AWS actions its
+/// code path calls and the environment its `Config` reads. A test of each function's code path
+/// (over adapters that record what they call) checks the actions, and the template test grants
+/// and sets exactly what is declared.
+#[derive(Debug, Clone, Copy)]
+pub struct Declaration {
+    /// The IAM actions the function's own code calls (each adapter declares the actions of its
+    /// operations: `DynamoTable::iam_actions`, `SqsQueue::SEND_ACTION`,
+    /// `SecretsManagerSource::IAM_ACTION`).
+    pub iam_actions: &'static [&'static str],
+    /// The IAM actions Lambda's event source mapping calls with the function's role.
+    pub event_source_actions: &'static [&'static str],
+    /// The environment variables its `Config` reads.
+    pub env: &'static [EnvVar],
+}
+
+/// One environment variable a function's `Config` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: &'static str,
+    /// The value the code takes when it is not set; `None` when it must be set.
+    pub default: Option<&'static str>,
+}
+
 /// A function's environment that does not make its configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {

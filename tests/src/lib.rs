@@ -116,6 +116,7 @@ pub fn order(id: i64, reference: &str, modified: DateTime<Utc>) -> Value {
 }
 
 pub mod outage_proxy;
+pub mod recording;
 pub mod runtime_stub;
 pub mod store_suite;
 

@@ -374,6 +374,12 @@ pub async fn idempotency_follows_the_powertools_contract(table: Arc<dyn Table>) 
         store.claim("acme", "k1", "b", hold).await.unwrap(),
         Claim::Completed("{\"ok\":true}".into())
     );
+    // Also for the worker that completed it (a redelivery to the same container): its own
+    // completed key is not claimed again.
+    assert_eq!(
+        store.claim("acme", "k1", "a", hold).await.unwrap(),
+        Claim::Completed("{\"ok\":true}".into())
+    );
     // A crashed worker's in-progress claim is taken over once its hold lapses.
     assert_eq!(
         store.claim("acme", "k2", "crashed", hold).await.unwrap(),

@@ -2,26 +2,14 @@
 //! queue from a typed configuration read once at start-up into the webhook router
 //! (`shared::webhook::router`), and serves it under `lambda_http` behind API Gateway.
 
+use consignment_webhook::{Config, app};
 use lambda_http::Error;
-use serde::Deserialize;
 use shared::app::{config_from_env, init_failed};
 use shared::clock::SystemClock;
 use shared::metrics::EmfStdout;
-use shared::webhook::router::{WebhookState, for_api_gateway, router};
+use shared::webhook::router::WebhookState;
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Deserialize)]
-struct Config {
-    table_name: String,
-    write_back_queue_url: String,
-    #[serde(default = "default_secrets_ttl")]
-    secrets_cache_seconds: u64,
-}
-
-fn default_secrets_ttl() -> u64 {
-    300
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -44,5 +32,5 @@ async fn main() -> Result<(), Error> {
         clock: Arc::new(SystemClock),
         metrics: Arc::new(EmfStdout(Arc::new(SystemClock))),
     };
-    lambda_http::run(for_api_gateway(router(state))).await
+    lambda_http::run(app(state)).await
 }

@@ -3,38 +3,14 @@
 //! start-up, then hands each event to `shared::pull::handler`.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde::Deserialize;
+use order_pull::{Config, clients};
 use serde_json::{Value, json};
-use shared::app::{
-    ClientCache, Pacing, config_from_env, deadline_from_epoch_ms, init_failed, process_owner,
-};
+use shared::app::{config_from_env, deadline_from_epoch_ms, init_failed};
 use shared::clock::SystemClock;
 use shared::metrics::EmfStdout;
-use shared::pull::handler::{PullConfig, PullPorts, handle, parse_event};
+use shared::pull::handler::{PullPorts, handle, parse_event};
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Deserialize)]
-struct Config {
-    table_name: String,
-    write_back_queue_url: String,
-    #[serde(default = "default_concurrency")]
-    pull_concurrency: usize,
-    #[serde(default = "default_margin")]
-    pull_margin_seconds: u64,
-    #[serde(default = "default_secrets_ttl")]
-    secrets_cache_seconds: u64,
-}
-
-fn default_concurrency() -> usize {
-    4
-}
-fn default_margin() -> u64 {
-    20
-}
-fn default_secrets_ttl() -> u64 {
-    300
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -49,7 +25,7 @@ async fn main() -> Result<(), Error> {
         &sdk,
         Duration::from_secs(config.secrets_cache_seconds),
     );
-    let clients = ClientCache::new(Arc::new(store.clone()), Arc::new(secrets), Pacing::Shared);
+    let clients = clients(&store, Arc::new(secrets));
     let queue = shared::aws_config::sqs_queue(&sdk, &config.write_back_queue_url);
     let metrics = EmfStdout(Arc::new(SystemClock));
     let ports = PullPorts {
@@ -60,11 +36,7 @@ async fn main() -> Result<(), Error> {
         clock: &SystemClock,
         metrics: &metrics,
     };
-    let pull = PullConfig {
-        concurrency: config.pull_concurrency,
-        margin: Duration::from_secs(config.pull_margin_seconds),
-        owner: process_owner("order-pull"),
-    };
+    let pull = config.pull();
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let pull = &pull;
         async move {

@@ -4,35 +4,14 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde::Deserialize;
-use shared::app::{ClientCache, Pacing, config_from_env, init_failed, process_owner};
+use shared::app::{config_from_env, init_failed};
 use shared::clock::SystemClock;
 use shared::metrics::EmfStdout;
-use shared::writeback::handler::{WriteBackConfig, WriteBackPorts, from_sqs, handle, sqs_response};
-use shared::writeback::{DEFAULT_SHOPIFY_TEMPLATE, HttpShopifyTrigger};
+use shared::writeback::HttpShopifyTrigger;
+use shared::writeback::handler::{WriteBackPorts, from_sqs, handle, sqs_response};
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Deserialize)]
-struct Config {
-    table_name: String,
-    #[serde(default = "default_max_receives")]
-    max_receive_count: u32,
-    #[serde(default = "default_template")]
-    shopify_trigger_url_template: String,
-    #[serde(default = "default_secrets_ttl")]
-    secrets_cache_seconds: u64,
-}
-
-fn default_max_receives() -> u32 {
-    5
-}
-fn default_template() -> String {
-    DEFAULT_SHOPIFY_TEMPLATE.into()
-}
-fn default_secrets_ttl() -> u64 {
-    300
-}
+use write_back::{Config, clients};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -47,7 +26,7 @@ async fn main() -> Result<(), Error> {
         &sdk,
         Duration::from_secs(config.secrets_cache_seconds),
     );
-    let clients = ClientCache::new(Arc::new(store.clone()), Arc::new(secrets), Pacing::Shared);
+    let clients = clients(&store, Arc::new(secrets));
     let shopify = HttpShopifyTrigger::new(Duration::from_secs(10))?;
     let metrics = EmfStdout(Arc::new(SystemClock));
     let ports = WriteBackPorts {
@@ -58,12 +37,7 @@ async fn main() -> Result<(), Error> {
         clock: &SystemClock,
         metrics: &metrics,
     };
-    let write_back = WriteBackConfig {
-        shopify_template: config.shopify_trigger_url_template,
-        claim_hold: Duration::from_secs(120),
-        max_receives: config.max_receive_count,
-        owner: process_owner("write-back"),
-    };
+    let write_back = config.write_back();
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let write_back = &write_back;
         async move {

@@ -34,6 +34,10 @@ pub struct SqsQueue {
 }
 
 impl SqsQueue {
+    /// The IAM action [`JobQueue::send`] calls: it sends with `SendMessageBatch`, which IAM
+    /// authorises as `sqs:SendMessage` (checked against an SQS endpoint by the adapter's tests).
+    pub const SEND_ACTION: &str = "sqs:SendMessage";
+
     /// The queue at `queue_url`. A receive waits up to one second for a first message (a short
     /// long poll, so an almost empty queue is not sampled as empty).
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {

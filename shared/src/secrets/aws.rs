@@ -48,6 +48,10 @@ where
 }
 
 impl SecretsManagerSource {
+    /// The IAM action a fetch calls (`GetSecretValue`, checked against a Secrets Manager
+    /// endpoint by the adapter's tests).
+    pub const IAM_ACTION: &str = "secretsmanager:GetSecretValue";
+
     /// A source that keeps each value for `ttl` after fetching it.
     pub fn new(client: Client, ttl: Duration) -> Self {
         Self {

@@ -36,9 +36,10 @@
 //! consistent. [`Table::add`] does not reset a counter that has expired but is not deleted
 //! yet, as the embedded adapter does not: counters are keyed by their period (`CALLS#<date>`).
 //! A claim uses [`CLAIM_CONDITION`], the condition of the Powertools idempotency
-//! utility extended with the owner, so a holder can renew its own claim or lease.
+//! utility extended with the owner, so a holder can renew its own claim or lease while it is in
+//! progress.
 
-use super::table::{Cond, IN_PROGRESS, Item, StoreError, Table, live};
+use super::table::{Cond, IN_PROGRESS, Item, StoreError, Table, TableOp, live};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -52,7 +53,7 @@ use std::time::Duration;
 /// The condition of a claim (see [`Cond::Claim`]): the item is absent, or expired, or in
 /// progress with its hold lapsed, or already held by the claimant.
 pub const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR expires_at < :now_s \
-     OR (#state = :in_progress AND held_until_ms < :now_ms) OR #owner = :owner";
+     OR (#state = :in_progress AND (held_until_ms < :now_ms OR #owner = :owner))";
 
 /// The condition of a write that needs the key to have no live item.
 const ABSENT_CONDITION: &str = "attribute_not_exists(pk) OR expires_at < :now_s";
@@ -227,6 +228,20 @@ fn condition(cond: Cond, now_s: i64) -> Option<Condition> {
                 (":owner", s(owner)),
             ],
         }),
+    }
+}
+
+impl DynamoTable {
+    /// The IAM actions each [`Table`] operation calls (the one DynamoDB operation of each;
+    /// checked against a DynamoDB endpoint by the adapter's tests).
+    pub fn iam_actions(op: TableOp) -> &'static [&'static str] {
+        match op {
+            TableOp::Get => &["dynamodb:GetItem"],
+            TableOp::Put => &["dynamodb:PutItem"],
+            TableOp::Delete => &["dynamodb:DeleteItem"],
+            TableOp::Query => &["dynamodb:Query"],
+            TableOp::Add => &["dynamodb:UpdateItem"],
+        }
     }
 }
 

@@ -45,7 +45,7 @@ pub use leases::Leases;
 pub use rate_window::{RateWindows, StoreRateLimiter};
 pub use records::{Records, update_record};
 pub use sightings::Sightings;
-pub use table::{COMPLETED, Cond, IN_PROGRESS, Item, StoreError, Table};
+pub use table::{COMPLETED, Cond, IN_PROGRESS, Item, StoreError, Table, TableOp};
 
 /// The port traits, for code that works on a [`Store`] directly (the CLI, tests, benches).
 pub mod prelude {

@@ -37,7 +37,9 @@ pub enum Cond {
     /// Only when the live item's version is this one (0 = absent).
     Version(i64),
     /// The claim condition of the Powertools idempotency utility, also used for leases: the
-    /// item is absent, or expired, or in progress with its hold lapsed, or held by `owner`.
+    /// item is absent, or expired, or in progress with its hold lapsed or held by `owner` (so
+    /// a holder renews its own claim or lease; a completed claim is never taken again, not even
+    /// by the worker that completed it).
     Claim { now_ms: i64, owner: String },
     /// Only when the live item is held by `owner` (completing one's own claim).
     HeldBy(String),
@@ -56,9 +58,9 @@ impl Cond {
             (Cond::HeldBy(_), None) => false,
             (Cond::HeldBy(owner), Some(e)) => e.owner.as_deref() == Some(owner.as_str()),
             (Cond::Claim { now_ms, owner }, Some(e)) => {
-                (e.state.as_deref() == Some(IN_PROGRESS)
-                    && e.held_until_ms.is_some_and(|h| h < *now_ms))
-                    || e.owner.as_deref() == Some(owner.as_str())
+                e.state.as_deref() == Some(IN_PROGRESS)
+                    && (e.held_until_ms.is_some_and(|h| h < *now_ms)
+                        || e.owner.as_deref() == Some(owner.as_str()))
             }
         }
     }
@@ -90,6 +92,21 @@ impl StoreError {
 pub const IN_PROGRESS: &str = "IN_PROGRESS";
 /// The state value of a completed claim.
 pub const COMPLETED: &str = "COMPLETED";
+
+/// The operations of a [`Table`], for what an adapter declares each one calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TableOp {
+    Get,
+    Put,
+    Delete,
+    Query,
+    Add,
+}
+
+impl TableOp {
+    /// Every operation.
+    pub const ALL: [TableOp; 5] = [Self::Get, Self::Put, Self::Delete, Self::Query, Self::Add];
+}
 
 /// A table of items (see the module docs).
 #[async_trait]

@@ -1,0 +1,58 @@
+//! `consignment-webhook`'s configuration, what it declares it calls, and the service its
+//! `main.rs` runs and the test of its code path (tests/code_paths.rs) calls.
+
+use serde::{Deserialize, Serialize};
+use shared::app::{Declaration, EnvVar};
+use shared::webhook::router::{WebhookState, for_api_gateway, router};
+
+/// The function's configuration: each field from the environment variable of its name in
+/// upper case.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Config {
+    pub table_name: String,
+    pub write_back_queue_url: String,
+    #[serde(default = "default_secrets_ttl")]
+    pub secrets_cache_seconds: u64,
+}
+
+fn default_secrets_ttl() -> u64 {
+    300
+}
+
+/// What the function calls and reads: its store (integrations, orders by packing slip, order
+/// records, sightings, the delivery audit), the webhook secrets, and the write-back queue.
+pub const DECLARATION: Declaration = Declaration {
+    iam_actions: &[
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "secretsmanager:GetSecretValue",
+        "sqs:SendMessage",
+    ],
+    event_source_actions: &[],
+    env: &[
+        EnvVar {
+            name: "TABLE_NAME",
+            default: None,
+        },
+        EnvVar {
+            name: "WRITE_BACK_QUEUE_URL",
+            default: None,
+        },
+        EnvVar {
+            name: "SECRETS_CACHE_SECONDS",
+            default: Some("300"),
+        },
+    ],
+};
+
+/// The webhook router as API Gateway invokes it (see `shared::webhook::router`).
+pub fn app(
+    state: WebhookState,
+) -> impl tower::Service<
+    lambda_http::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send,
+> + Clone {
+    for_api_gateway(router(state))
+}
