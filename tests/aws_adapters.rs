@@ -13,6 +13,7 @@ use aws_sdk_sqs::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept};
 use aws_sdk_sqs::error::BoxError;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput;
+use shared::clock::ManualClock;
 use shared::queue::sqs::{self, SqsQueue};
 use shared::queue::{JobQueue, JobSource, Outgoing};
 use shared::secrets::aws::SecretsManagerSource;
@@ -692,36 +693,43 @@ async fn sqs_an_unacknowledged_message_reappears_after_its_visibility_timeout() 
     let client = sqs_client(None).await;
     let c = client.clone();
     with_queues(client, &[None], move |urls| async move {
-        let q = SqsQueue::new(c, urls[0].clone()).with_wait(Duration::ZERO);
+        let q = SqsQueue::new(c.clone(), urls[0].clone()).with_wait(Duration::ZERO);
         let job = Outgoing {
             integration_id: "acme".into(),
             body: r#"{"job":"writeback"}"#.into(),
         };
         q.send(std::slice::from_ref(&job)).await.unwrap();
 
-        let first = q.receive(10, Duration::from_secs(1)).await.unwrap();
+        let first = q.receive(10, Duration::from_secs(30)).await.unwrap();
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].receive_count, 1);
         assert_eq!(first[0].integration_id, "acme");
         assert!(
-            q.receive(10, Duration::from_secs(1))
+            q.receive(10, Duration::from_secs(30))
                 .await
                 .unwrap()
                 .is_empty(),
             "hidden while its visibility timeout runs"
         );
 
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let again = q.receive(10, Duration::from_secs(1)).await.unwrap();
+        // The visibility timeout ends (SQS's clock, not ours: ended at once, not waited for).
+        c.change_message_visibility()
+            .queue_url(&urls[0])
+            .receipt_handle(&first[0].receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+        // Received with no visibility timeout: were it not deleted, it would be back at once.
+        let again = q.receive(10, Duration::ZERO).await.unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].message_id, first[0].message_id);
         assert_eq!(again[0].body, job.body);
         assert_eq!(again[0].receive_count, 2);
 
         q.ack(&again[0].receipt).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(
-            q.receive(10, Duration::from_secs(1))
+            q.receive(10, Duration::from_secs(30))
                 .await
                 .unwrap()
                 .is_empty(),
@@ -745,11 +753,11 @@ async fn sqs_a_message_received_too_often_moves_to_the_dead_letter_queue() {
         };
         q.send(std::slice::from_ref(&job)).await.unwrap();
 
+        // Received with no visibility timeout, it is back at once each time.
         for expected_count in 1..=2 {
-            let got = q.receive(10, Duration::from_secs(1)).await.unwrap();
+            let got = q.receive(10, Duration::ZERO).await.unwrap();
             assert_eq!(got.len(), 1, "receive {expected_count}");
             assert_eq!(got[0].receive_count, expected_count);
-            tokio::time::sleep(Duration::from_millis(1200)).await;
         }
         assert!(
             q.receive(10, Duration::from_secs(1))
@@ -812,14 +820,19 @@ async fn secrets_are_fetched_once_per_reference_per_ttl() {
         );
         assert_eq!(writer.fetches(), 0);
 
-        let reader = SecretsManagerSource::new(client, Duration::from_millis(200));
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let reader =
+            SecretsManagerSource::new(client, Duration::from_secs(300)).with_clock(clock.clone());
         for _ in 0..2 {
             let got = reader.get(&name).await.unwrap();
             assert_eq!(got.expose_secret(), "gss-key-0f9e8d");
         }
         assert_eq!(reader.fetches(), 1, "one fetch within the TTL");
 
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        clock.advance(chrono::Duration::seconds(299));
+        reader.get(&name).await.unwrap();
+        assert_eq!(reader.fetches(), 1, "still within the TTL");
+        clock.advance(chrono::Duration::seconds(2));
         assert_eq!(
             reader.get(&name).await.unwrap().expose_secret(),
             "gss-key-0f9e8d"
@@ -827,7 +840,7 @@ async fn secrets_are_fetched_once_per_reference_per_ttl() {
         assert_eq!(reader.fetches(), 2, "fetched again after the TTL");
 
         // Concurrent gets of a cold reference share one fetch.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        clock.advance(chrono::Duration::seconds(301));
         let (a, b, c) = tokio::join!(reader.get(&name), reader.get(&name), reader.get(&name));
         assert!(a.is_ok() && b.is_ok() && c.is_ok());
         assert_eq!(reader.fetches(), 3);

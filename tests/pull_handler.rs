@@ -15,7 +15,7 @@ use shared::records::OrderState;
 use shared::store::prelude::*;
 use shared::store::{Store, Table};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -177,12 +177,20 @@ async fn a_pull_on_dynamodb_with_the_shared_rate_window() {
     assert!(w.cin7.harness().max_in_window(Duration::from_secs(1)) <= 3);
 }
 
-/// How long the second of two calls waited when each went through the clients of its own
-/// `ClientCache` (as the pull and the write-back Lambdas each have their own), under a window
-/// of one call per 600 ms for both APIs.
-async fn second_call_waited(w: &World, pacing: Pacing) -> (Duration, Duration) {
+/// The grants (epoch ms) the store's shared window of each API holds after two processes —
+/// each with the clients of its own `ClientCache`, as the pull and the write-back Lambdas each
+/// have — made one call each to each API, under windows of one call per 600 ms (and ten a
+/// minute, so the log keeps both grants).
+async fn grants_after_a_call_from_each_process(
+    w: &World,
+    table: &Arc<dyn Table>,
+    pacing: Pacing,
+) -> (Option<Vec<i64>>, Option<Vec<i64>>) {
     let settings = w.store.get_integration("acme").await.unwrap().unwrap();
-    let window = vec![Window::new(1, Duration::from_millis(600))];
+    let window = vec![
+        Window::new(1, Duration::from_millis(600)),
+        Window::new(10, Duration::from_secs(60)),
+    ];
     let process = || {
         ClientCache::new(
             Arc::new(w.store.clone()),
@@ -196,28 +204,43 @@ async fn second_call_waited(w: &World, pacing: Pacing) -> (Duration, Duration) {
     let pull = pull.clients(&settings).await.unwrap();
     let write_back = write_back.clients(&settings).await.unwrap();
     let connotes = vec!["SSPOT000001".to_string()];
-
     pull.gss.get_shipments(&connotes).await.unwrap();
-    let t = Instant::now();
     write_back.gss.get_shipments(&connotes).await.unwrap();
-    let gss = t.elapsed();
-
     pull.cin7.get_order(1).await.unwrap();
-    let t = Instant::now();
     write_back.cin7.get_order(1).await.unwrap();
-    (gss, t.elapsed())
+    let grants = |service: &str| {
+        let table = table.clone();
+        let sk = format!("RATE#{service}");
+        async move {
+            table
+                .get("INT#acme", &sk, 0)
+                .await
+                .unwrap()
+                .map(|item| serde_json::from_str::<Vec<i64>>(&item.doc).unwrap())
+        }
+    };
+    (grants("gss").await, grants("cin7").await)
 }
 
 #[tokio::test]
 async fn shared_pacing_holds_across_processes_for_both_apis() {
     // GoSweetSpot asks for its limits per site and CIN7 enforces its own per account: calls
     // from separate functions must share one window per API.
-    let w = world(dynamo_table().await, Pacing::Shared).await;
-    let (gss, cin7) = second_call_waited(&w, Pacing::Shared).await;
-    assert!(gss >= Duration::from_millis(500), "GoSweetSpot: {gss:?}");
-    assert!(cin7 >= Duration::from_millis(500), "CIN7: {cin7:?}");
-    // In-process pacing is per process: the second process does not wait.
-    let (gss, cin7) = second_call_waited(&w, Pacing::InProcess).await;
-    assert!(gss < Duration::from_millis(300), "GoSweetSpot: {gss:?}");
-    assert!(cin7 < Duration::from_millis(300), "CIN7: {cin7:?}");
+    let table = dynamo_table().await;
+    let w = world(table.clone(), Pacing::Shared).await;
+    let (gss, cin7) = grants_after_a_call_from_each_process(&w, &table, Pacing::Shared).await;
+    for (api, grants) in [("GoSweetSpot", gss), ("CIN7", cin7)] {
+        let grants = grants.unwrap_or_else(|| panic!("{api}: no shared window"));
+        assert_eq!(grants.len(), 2, "{api}: one grant per process: {grants:?}");
+        assert!(
+            grants[1] - grants[0] >= 600,
+            "{api}: the second process was granted its call only once the first's left the \
+             window: {grants:?}"
+        );
+    }
+    // In-process pacing is per process: nothing is shared through the store.
+    let other = dynamo_table().await;
+    let w = world(other.clone(), Pacing::InProcess).await;
+    let (gss, cin7) = grants_after_a_call_from_each_process(&w, &other, Pacing::InProcess).await;
+    assert_eq!((gss, cin7), (None, None));
 }

@@ -320,6 +320,8 @@ struct World {
     cli_backend: Vec<String>,
     /// In front of DynamoDB (the `aws` backend).
     proxy: Option<OutageProxy>,
+    /// The scenario's own draws (lost webhooks, their order, the killed workers), seeded.
+    rng: Mutex<fastrand::Rng>,
     _dir: tempfile::TempDir,
 }
 
@@ -357,7 +359,7 @@ impl World {
     }
 }
 
-async fn world(backend: Backend) -> World {
+async fn world(backend: Backend, seed: u64) -> World {
     let dir = tempfile::tempdir().unwrap();
     let (table, queue, visibility, cli_backend, proxy): (Arc<dyn Table>, _, _, _, _) = match backend
     {
@@ -462,6 +464,7 @@ async fn world(backend: Backend) -> World {
         secrets,
         cli_backend,
         proxy,
+        rng: Mutex::new(fastrand::Rng::with_seed(seed)),
         _dir: dir,
     }
 }
@@ -492,7 +495,11 @@ async fn deliver(
     deadline: Instant,
 ) {
     let mut deliveries = Vec::new();
-    for s in shipments.iter().filter(|_| fastrand::f64() >= lost) {
+    let kept: Vec<bool> = {
+        let mut rng = w.rng.lock().unwrap_or_else(|p| p.into_inner());
+        shipments.iter().map(|_| rng.f64() >= lost).collect()
+    };
+    for (s, _) in shipments.iter().zip(kept).filter(|(_, kept)| *kept) {
         let mut picked = s.clone();
         picked.picked = Some("2026-11-27T10:00:00".into());
         let mut delivered = picked.clone();
@@ -501,7 +508,10 @@ async fn deliver(
             deliveries.extend([s.clone(), picked.clone(), delivered.clone()]);
         }
     }
-    fastrand::shuffle(&mut deliveries);
+    w.rng
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .shuffle(&mut deliveries);
     let one = |d: shared::gss::model::Shipment| async move {
         let body = serde_json::to_string(&[d]).unwrap();
         let sig = shared::signature::sign(WEBHOOK_SECRET.as_bytes(), body.as_bytes()).unwrap();
@@ -588,8 +598,11 @@ async fn drain(w: &World, workers: usize, kill: bool, deadline: Instant) {
                 continue;
             }
             let work = write_back_batch(w, &received);
-            let failed = if kill && fastrand::f64() < 0.3 {
-                let cut = Duration::from_millis(fastrand::u64(1..40));
+            let cut = {
+                let mut rng = w.rng.lock().unwrap_or_else(|p| p.into_inner());
+                (kill && rng.f64() < 0.3).then(|| Duration::from_millis(rng.u64(1..40)))
+            };
+            let failed = if let Some(cut) = cut {
                 match tokio::time::timeout(cut, work).await {
                     Ok(failed) => failed,
                     Err(_) => continue,
@@ -661,10 +674,16 @@ fn redrive_through_cli(w: &World) -> usize {
 }
 
 /// Runs one scenario and checks its invariants.
-async fn scenario(backend: Backend, name: &'static str, orders: usize, faults: Faults) -> Row {
+async fn scenario(
+    backend: Backend,
+    name: &'static str,
+    orders: usize,
+    faults: Faults,
+    seed: u64,
+) -> Row {
     let secrets_in_logs = [CIN7_KEY, GSS_KEY, WEBHOOK_SECRET, "not-the-cin7-key"];
     let logs = logs();
-    let w = world(backend).await;
+    let w = world(backend, seed).await;
     let m = merchant("acme", orders, &w.store, false).await;
     let neighbour = if faults.bad_credentials_neighbour {
         Some(merchant("bolt", orders.min(20), &w.store, true).await)
@@ -676,6 +695,8 @@ async fn scenario(backend: Backend, name: &'static str, orders: usize, faults: F
     } else {
         None
     };
+    m.cin7.harness().seed(seed);
+    m.gss.harness().seed(seed.wrapping_add(1));
     inject(&m, &faults);
     let deadline = Instant::now() + Duration::from_secs(600);
 
@@ -999,6 +1020,13 @@ struct Sizes {
 /// Runs every scenario on both backends (the DynamoDB outage on `aws` only), prints the table,
 /// and fails when any cell is wrong.
 async fn run_all(orders: Sizes, outage: Duration) {
+    // RELIABILITY_SEED=<n> replays the random draws of a run (printed at its start and on
+    // failure): the faults' and the scenarios' own.
+    let seed = std::env::var("RELIABILITY_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("reliability seed {seed} (RELIABILITY_SEED={seed} replays its draws)");
     let mut rows = Vec::new();
     // RELIABILITY_BACKEND=aws|local runs one backend only.
     let only = std::env::var("RELIABILITY_BACKEND").ok();
@@ -1016,9 +1044,10 @@ async fn run_all(orders: Sizes, outage: Duration) {
                 },
             ));
         }
-        for (name, faults) in all {
+        for (i, (name, faults)) in all.into_iter().enumerate() {
             let started = Instant::now();
-            let row = scenario(backend, name, orders, faults).await;
+            let scenario_seed = seed ^ ((i as u64) << 8 | backend as u64);
+            let row = scenario(backend, name, orders, faults, scenario_seed).await;
             eprintln!(
                 "{name} on {}: {:.1} s",
                 backend.name(),
@@ -1033,7 +1062,10 @@ async fn run_all(orders: Sizes, outage: Duration) {
         .filter(|r| !r.ok())
         .map(|r| format!("{} on {}", r.scenario, r.backend))
         .collect();
-    assert!(bad.is_empty(), "scenarios with a wrong cell: {bad:?}");
+    assert!(
+        bad.is_empty(),
+        "scenarios with a wrong cell: {bad:?} (RELIABILITY_SEED={seed} replays the draws)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,6 +1,8 @@
 //! The store behaviour suite and the queue on the embedded (SQLite) adapters.
 
+use chrono::Utc;
 use integration_tests::store_suite;
+use shared::clock::ManualClock;
 use shared::queue::embedded::EmbeddedQueue;
 use shared::queue::{JobQueue, JobSource, Outgoing};
 use shared::store::Table;
@@ -67,31 +69,43 @@ async fn queue_delivers_each_acknowledged_job_once() {
 async fn an_unacknowledged_job_reappears_then_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.sqlite3");
-    let queue = EmbeddedQueue::open(&path, 3).unwrap();
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let open = || {
+        EmbeddedQueue::open(&path, 3)
+            .unwrap()
+            .with_clock(clock.clone())
+    };
+    let queue = open();
     queue.send(&jobs(1)).await.unwrap();
-    let visibility = Duration::from_millis(150);
+    let visibility = Duration::from_secs(30);
+    let past_visibility = || clock.advance(chrono::Duration::seconds(31));
     let first = queue.receive(10, visibility).await.unwrap();
     assert_eq!(first.len(), 1);
     assert!(
         queue.receive(10, visibility).await.unwrap().is_empty(),
         "hidden while in flight"
     );
-    tokio::time::sleep(visibility + Duration::from_millis(50)).await;
+    clock.advance(chrono::Duration::seconds(29));
+    assert!(
+        queue.receive(10, visibility).await.unwrap().is_empty(),
+        "hidden until its visibility lapses"
+    );
+    clock.advance(chrono::Duration::seconds(2));
     // A restart in between: the job is in the file, not in memory.
     drop(queue);
-    let queue = EmbeddedQueue::open(&path, 3).unwrap();
+    let queue = open();
     let again = queue.receive(10, visibility).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].message_id, first[0].message_id);
     assert_eq!(again[0].receive_count, 2);
     // A stale receipt acknowledges nothing.
     queue.ack(&first[0].receipt).await.unwrap();
-    tokio::time::sleep(visibility + Duration::from_millis(50)).await;
+    past_visibility();
     assert_eq!(
         queue.receive(10, visibility).await.unwrap()[0].receive_count,
         3
     );
-    tokio::time::sleep(visibility + Duration::from_millis(50)).await;
+    past_visibility();
     assert!(
         queue.receive(10, visibility).await.unwrap().is_empty(),
         "dead after 3 receives"

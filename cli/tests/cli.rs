@@ -424,8 +424,17 @@ async fn serve_killed_and_restarted_publishes_and_dispatches_once() {
         (1..=12).all(|id| cin7.order(id).is_some_and(|o| o["stage"] == "Dispatched"))
     })
     .await;
-    // Let any redelivered job finish before counting.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every job acknowledged (none waiting or in flight, so no redelivery is still to come)
+    // before counting.
+    let queue = shared::queue::embedded::EmbeddedQueue::open(&store, 5).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while queue.depth().await.unwrap() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the queue to drain"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     drop(child);
     let published = gss_put_bodies(&gss);
     assert_eq!(published.len(), 12);

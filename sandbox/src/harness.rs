@@ -119,6 +119,8 @@ pub struct Harness {
     latency: Mutex<Duration>,
     limits: Mutex<Vec<Window>>,
     accepted: Mutex<VecDeque<Instant>>,
+    /// Draws the ratio faults ([`Harness::seed`] makes them replayable).
+    rng: Mutex<fastrand::Rng>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -135,6 +137,7 @@ impl Default for Harness {
             latency: Mutex::default(),
             limits: Mutex::default(),
             accepted: Mutex::default(),
+            rng: Mutex::new(fastrand::Rng::new()),
         }
     }
 }
@@ -181,6 +184,12 @@ impl Harness {
         });
     }
 
+    /// Seeds the draws of the ratio faults: the same seed draws the same sequence (which
+    /// request meets which draw still depends on the order requests arrive in).
+    pub fn seed(&self, seed: u64) {
+        *lock(&self.rng) = fastrand::Rng::with_seed(seed);
+    }
+
     /// Applies `kind` to each matching request with probability `ratio`, until cleared.
     pub fn inject_ratio(&self, matcher: Matcher, kind: FaultKind, ratio: f64) {
         lock(&self.rules).push(Rule {
@@ -217,7 +226,7 @@ impl Harness {
                     *n -= 1;
                     fired = Some(rule.kind.clone());
                 }
-                Budget::Ratio(p) if fastrand::f64() < *p => fired = Some(rule.kind.clone()),
+                Budget::Ratio(p) if lock(&self.rng).f64() < *p => fired = Some(rule.kind.clone()),
                 _ => continue,
             }
             break;

@@ -4,12 +4,13 @@
 //! see and redrive it. Jobs live in a SQLite table, so they survive a crash or restart.
 
 use super::{JobQueue, JobSource, Outgoing, QueueError, Received};
+use crate::clock::{Clock, SystemClock};
 use crate::store::sqlite::open_connection;
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// A message on the dead-letter list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub struct DeadLetter {
 pub struct EmbeddedQueue {
     conn: Arc<Mutex<Connection>>,
     max_receives: u32,
+    /// Tells the time visibility and redrives are measured by.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for EmbeddedQueue {
@@ -37,13 +40,6 @@ impl std::fmt::Debug for EmbeddedQueue {
 
 fn unavailable(e: impl std::fmt::Display) -> QueueError {
     QueueError::Unavailable(e.to_string())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
 }
 
 impl EmbeddedQueue {
@@ -67,7 +63,18 @@ impl EmbeddedQueue {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             max_receives: max_receives.max(1),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same queue, telling time by `clock` (tests move a manual clock past a visibility).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
     }
 
     async fn with<T: Send + 'static>(
@@ -109,8 +116,8 @@ impl EmbeddedQueue {
     /// Moves dead letters back onto the queue (all, or those with these ids) with a fresh
     /// receive count; returns how many moved.
     pub async fn redrive(&self, ids: Option<Vec<String>>) -> Result<usize, QueueError> {
+        let now = self.now_ms();
         self.with(move |conn| {
-            let now = now_ms();
             let moved = match ids {
                 None => conn.execute(
                     "UPDATE jobs SET dead = 0, receive_count = 0, visible_at_ms = ?1, receipt = NULL WHERE dead = 1",
@@ -152,11 +159,11 @@ impl EmbeddedQueue {
 impl JobQueue for EmbeddedQueue {
     async fn send(&self, messages: &[Outgoing]) -> Result<(), QueueError> {
         let messages = messages.to_vec();
+        let now = self.now_ms();
         self.with(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let now = now_ms();
             for m in &messages {
                 tx.execute(
                     "INSERT INTO jobs (integration_id, body, visible_at_ms) VALUES (?1, ?2, ?3)",
@@ -174,11 +181,11 @@ impl JobQueue for EmbeddedQueue {
 impl JobSource for EmbeddedQueue {
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Received>, QueueError> {
         let max_receives = self.max_receives;
+        let now = self.now_ms();
         self.with(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let now = now_ms();
             let due: Vec<(i64, String, String, u32)> = {
                 let mut stmt = tx
                     .prepare(

@@ -3,18 +3,20 @@
 //! each secret once per TTL however many clients it builds.
 
 use super::{ExposeSecret, SecretError, SecretSource, SecretString};
+use crate::clock::{Clock, SystemClock};
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, SdkError};
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A cached value and when it was fetched.
 struct Cached {
     value: SecretString,
-    at: Instant,
+    at: DateTime<Utc>,
 }
 
 /// One reference's cache slot. Its async lock is held across a fetch, so concurrent gets of
@@ -27,6 +29,8 @@ pub struct SecretsManagerSource {
     ttl: Duration,
     slots: Mutex<HashMap<String, Slot>>,
     fetches: AtomicU64,
+    /// Tells the time the TTL is measured by.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for SecretsManagerSource {
@@ -59,7 +63,14 @@ impl SecretsManagerSource {
             ttl,
             slots: Mutex::new(HashMap::new()),
             fetches: AtomicU64::new(0),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same source, telling time by `clock` (tests move a manual clock past the TTL).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// How many `GetSecretValue` calls have been made.
@@ -139,7 +150,7 @@ impl SecretsManagerSource {
         let slot = self.slot(reference);
         *slot.lock().await = Some(Cached {
             value: value.clone(),
-            at: Instant::now(),
+            at: self.clock.now(),
         });
         Ok(())
     }
@@ -150,15 +161,16 @@ impl SecretSource for SecretsManagerSource {
     async fn get(&self, reference: &str) -> Result<SecretString, SecretError> {
         let slot = self.slot(reference);
         let mut cached = slot.lock().await;
+        let age = |c: &Cached| (self.clock.now() - c.at).to_std().unwrap_or_default();
         if let Some(c) = cached.as_ref()
-            && c.at.elapsed() < self.ttl
+            && age(c) < self.ttl
         {
             return Ok(c.value.clone());
         }
         let value = self.fetch(reference).await?;
         *cached = Some(Cached {
             value: value.clone(),
-            at: Instant::now(),
+            at: self.clock.now(),
         });
         Ok(value)
     }
