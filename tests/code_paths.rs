@@ -10,7 +10,7 @@ use integration_tests::*;
 use rust_decimal::Decimal;
 use sandbox::{Cin7Sandbox, FaultKind, GssSandbox, Matcher, Method, Ticket};
 use serde_json::{Value, json};
-use shared::app::Declaration;
+use shared::app::{ClientCache, Declaration};
 use shared::clock::SystemClock;
 use shared::metrics::CapturedMetrics;
 use shared::pull::PullOutcome;
@@ -146,7 +146,7 @@ async fn order_pull_calls_what_it_declares() {
         .await
         .expect("saved");
     let config: order_pull::Config = config(&order_pull::DECLARATION);
-    let clients = order_pull::clients(&w.store, w.secrets.clone());
+    let clients = ClientCache::shared(Arc::new(w.store.clone()), w.secrets.clone());
     let metrics = CapturedMetrics::default();
     let ports = PullPorts {
         integrations: &w.store,
@@ -251,7 +251,7 @@ async fn the_write_back_calls_what_it_declares() {
     let config: write_back::Config = config(&write_back::DECLARATION);
     let mut handler_config = config.write_back();
     handler_config.shopify_template = rig.cin7.shopify_template();
-    let clients = write_back::clients(&rig.store, w.secrets.clone());
+    let clients = ClientCache::shared(Arc::new(rig.store.clone()), w.secrets.clone());
     let shopify = HttpShopifyTrigger::new(Duration::from_secs(5)).expect("client");
     let metrics = CapturedMetrics::default();
     let ports = WriteBackPorts {

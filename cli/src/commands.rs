@@ -6,8 +6,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use shared::app::{ClientCache, ClientProvider, Pacing};
-use shared::cin7::model::SALES_ORDER_FIELDS;
-use shared::cin7::query::{Direction, ListQuery, MAX_ROWS, Where};
+use shared::cin7::query::{ListQuery, MAX_ROWS};
 use shared::clock::SystemClock;
 use shared::http::ApiError;
 use shared::jobs::WriteBackJob;
@@ -15,6 +14,7 @@ use shared::metrics::LogMetrics;
 use shared::pull::OrderSource;
 use shared::pull::decide::{Decision, decide};
 use shared::pull::handler::{PullConfig, PullPorts, PullRequest, handle};
+use shared::pull::paging::{self, Next, PageStart};
 use shared::pull::reconcile::{self as reconciling, ReconcileDeps, ReconcileOptions};
 use shared::queue::{JobQueue, Outgoing};
 use shared::records::{OrderRecord, OrderState};
@@ -310,21 +310,21 @@ pub async fn dry_run(backend: &Backend, id: &str, out: &Output) -> anyhow::Resul
     let c = clients.clients(&settings).await?;
     let now = Utc::now();
     let cursor = backend.store().get_cursor(id).await?;
-    let since = shared::pull::paging::reads_from(cursor.as_ref(), &settings, now);
+    let since = paging::reads_from(cursor.as_ref(), &settings, now);
     let mut rows = Vec::new();
     let mut plan = Vec::new();
-    let mut page = 1;
+    // Paged as the pull pages; an order read again (the same start at a smaller offset) is
+    // listed once.
+    let mut listed = std::collections::BTreeSet::new();
+    let mut start = PageStart::new(since);
     loop {
-        let query = ListQuery {
-            filter: Where::new().modified_since(&since),
-            order: Some(("modifiedDate", Direction::Asc)),
-            fields: SALES_ORDER_FIELDS.to_vec(),
-            page,
-            rows: MAX_ROWS,
-        };
-        let got = OrderSource::list_page(&c.cin7, &query).await?;
-        let short = got.len() < MAX_ROWS as usize;
+        let got = OrderSource::list_page(&c.cin7, &start.query()).await?;
+        let full = got.len() >= MAX_ROWS as usize;
+        let keys = paging::keys(&got);
         for row in got {
+            if row.id().is_some_and(|i| !listed.insert(i)) {
+                continue;
+            }
             let existing = match row.id() {
                 Some(i) => backend.store().get_order(id, i).await?,
                 None => None,
@@ -369,10 +369,10 @@ pub async fn dry_run(backend: &Backend, id: &str, out: &Output) -> anyhow::Resul
                 why,
             ]);
         }
-        if short {
-            break;
-        }
-        page += 1;
+        start = match start.next(&keys, full, |s| c.cin7.fits(&s.query())) {
+            Next::AtSmallerOffset(next) | Next::After(next) => next,
+            Next::Done => break,
+        };
     }
     if out.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);

@@ -3,6 +3,7 @@
 //! settings that shape them change.
 
 use crate::cin7::{Cin7Client, Cin7Config};
+use crate::clock::Clock;
 use crate::gss::{GssClient, GssConfig};
 use crate::http::{ApiError, RetryPolicy};
 use crate::rate_limit::{RateLimiter, WindowLimiter, cin7_windows, gss_windows, pull_gss_share};
@@ -120,6 +121,12 @@ impl ClientCache {
         }
     }
 
+    /// A Lambda function's cache: every integration's calls paced through the windows the
+    /// store shares across functions (the pull and the write-back call the same APIs).
+    pub fn shared(windows_store: Arc<dyn RateWindows>, secrets: Arc<dyn SecretSource>) -> Self {
+        Self::new(windows_store, secrets, Pacing::Shared)
+    }
+
     /// Overrides the request timeout and retry policy (tests use short ones).
     pub fn with_http(mut self, timeout: Duration, retry: RetryPolicy) -> Self {
         self.timeout = timeout;
@@ -235,9 +242,9 @@ pub fn process_owner(role: &str) -> String {
 }
 
 /// The instant a Lambda invocation must have answered by, from its deadline in epoch
-/// milliseconds.
-pub fn deadline_from_epoch_ms(deadline_ms: u64) -> tokio::time::Instant {
-    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default();
+/// milliseconds and the time `clock` tells.
+pub fn deadline_from_epoch_ms(deadline_ms: u64, clock: &dyn Clock) -> tokio::time::Instant {
+    let now_ms = u64::try_from(clock.now().timestamp_millis()).unwrap_or_default();
     tokio::time::Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
@@ -263,6 +270,29 @@ pub struct EnvVar {
     pub name: &'static str,
     /// The value the code takes when it is not set; `None` when it must be set.
     pub default: Option<&'static str>,
+}
+
+/// The state table's name: every function reads it.
+pub const TABLE_NAME: EnvVar = EnvVar {
+    name: "TABLE_NAME",
+    default: None,
+};
+
+/// The write-back queue's URL: the functions that send to it read it.
+pub const WRITE_BACK_QUEUE_URL: EnvVar = EnvVar {
+    name: "WRITE_BACK_QUEUE_URL",
+    default: None,
+};
+
+/// How long a secret's value is cached, in seconds: every function reads it.
+pub const SECRETS_CACHE_SECONDS: EnvVar = EnvVar {
+    name: "SECRETS_CACHE_SECONDS",
+    default: Some("300"),
+};
+
+/// [`SECRETS_CACHE_SECONDS`]'s default, for a `Config` field's `#[serde(default = …)]`.
+pub fn default_secrets_cache_seconds() -> u64 {
+    300
 }
 
 /// A function's environment that does not make its configuration.

@@ -2,7 +2,10 @@
 //! `main.rs` runs and the test of its code path (tests/code_paths.rs) calls.
 
 use serde::{Deserialize, Serialize};
-use shared::app::{Declaration, EnvVar};
+use shared::app::{
+    Declaration, SECRETS_CACHE_SECONDS, TABLE_NAME, WRITE_BACK_QUEUE_URL,
+    default_secrets_cache_seconds,
+};
 use shared::webhook::router::{WebhookState, for_api_gateway, router};
 
 /// The function's configuration: each field from the environment variable of its name in
@@ -11,12 +14,8 @@ use shared::webhook::router::{WebhookState, for_api_gateway, router};
 pub struct Config {
     pub table_name: String,
     pub write_back_queue_url: String,
-    #[serde(default = "default_secrets_ttl")]
+    #[serde(default = "default_secrets_cache_seconds")]
     pub secrets_cache_seconds: u64,
-}
-
-fn default_secrets_ttl() -> u64 {
-    300
 }
 
 /// What the function calls and reads: its store (integrations, orders by packing slip, order
@@ -29,20 +28,7 @@ pub const DECLARATION: Declaration = Declaration {
         "sqs:SendMessage",
     ],
     event_source_actions: &[],
-    env: &[
-        EnvVar {
-            name: "TABLE_NAME",
-            default: None,
-        },
-        EnvVar {
-            name: "WRITE_BACK_QUEUE_URL",
-            default: None,
-        },
-        EnvVar {
-            name: "SECRETS_CACHE_SECONDS",
-            default: Some("300"),
-        },
-    ],
+    env: &[TABLE_NAME, WRITE_BACK_QUEUE_URL, SECRETS_CACHE_SECONDS],
 };
 
 /// The webhook router as API Gateway invokes it (see `shared::webhook::router`).

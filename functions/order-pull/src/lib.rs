@@ -2,11 +2,11 @@
 //! the test of its code path (tests/code_paths.rs) share.
 
 use serde::{Deserialize, Serialize};
-use shared::app::{ClientCache, Declaration, EnvVar, Pacing, process_owner};
+use shared::app::{
+    Declaration, EnvVar, SECRETS_CACHE_SECONDS, TABLE_NAME, WRITE_BACK_QUEUE_URL,
+    default_secrets_cache_seconds, process_owner,
+};
 use shared::pull::handler::PullConfig;
-use shared::secrets::SecretSource;
-use shared::store::Store;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The function's configuration: each field from the environment variable of its name in
@@ -19,7 +19,7 @@ pub struct Config {
     pub pull_concurrency: usize,
     #[serde(default = "default_margin")]
     pub pull_margin_seconds: u64,
-    #[serde(default = "default_secrets_ttl")]
+    #[serde(default = "default_secrets_cache_seconds")]
     pub secrets_cache_seconds: u64,
 }
 
@@ -29,10 +29,6 @@ fn default_concurrency() -> usize {
 fn default_margin() -> u64 {
     20
 }
-fn default_secrets_ttl() -> u64 {
-    300
-}
-
 /// What the function calls and reads: its store (the pull's lease, cursors, records, call
 /// budget, the shared rate windows; the reconcile's sightings), the write-back queue (the
 /// reconcile sends), and the integrations' API keys.
@@ -48,14 +44,8 @@ pub const DECLARATION: Declaration = Declaration {
     ],
     event_source_actions: &[],
     env: &[
-        EnvVar {
-            name: "TABLE_NAME",
-            default: None,
-        },
-        EnvVar {
-            name: "WRITE_BACK_QUEUE_URL",
-            default: None,
-        },
+        TABLE_NAME,
+        WRITE_BACK_QUEUE_URL,
         EnvVar {
             name: "PULL_CONCURRENCY",
             default: Some("4"),
@@ -64,10 +54,7 @@ pub const DECLARATION: Declaration = Declaration {
             name: "PULL_MARGIN_SECONDS",
             default: Some("20"),
         },
-        EnvVar {
-            name: "SECRETS_CACHE_SECONDS",
-            default: Some("300"),
-        },
+        SECRETS_CACHE_SECONDS,
     ],
 };
 
@@ -80,10 +67,4 @@ impl Config {
             owner: process_owner("order-pull"),
         }
     }
-}
-
-/// The integrations' clients, paced through the store's shared windows (the write-back calls
-/// the same APIs from another function).
-pub fn clients(store: &Store, secrets: Arc<dyn SecretSource>) -> ClientCache {
-    ClientCache::new(Arc::new(store.clone()), secrets, Pacing::Shared)
 }

@@ -3,9 +3,9 @@
 //! start-up, then hands each event to `shared::pull::handler`.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use order_pull::{Config, clients};
+use order_pull::Config;
 use serde_json::{Value, json};
-use shared::app::{config_from_env, deadline_from_epoch_ms, init_failed};
+use shared::app::{ClientCache, config_from_env, deadline_from_epoch_ms, init_failed};
 use shared::clock::SystemClock;
 use shared::metrics::EmfStdout;
 use shared::pull::handler::{PullPorts, handle, parse_event};
@@ -25,7 +25,7 @@ async fn main() -> Result<(), Error> {
         &sdk,
         Duration::from_secs(config.secrets_cache_seconds),
     );
-    let clients = clients(&store, Arc::new(secrets));
+    let clients = ClientCache::shared(Arc::new(store.clone()), Arc::new(secrets));
     let queue = shared::aws_config::sqs_queue(&sdk, &config.write_back_queue_url);
     let metrics = EmfStdout(Arc::new(SystemClock));
     let ports = PullPorts {
@@ -41,7 +41,7 @@ async fn main() -> Result<(), Error> {
         let pull = &pull;
         async move {
             let request = parse_event(&event.payload)?;
-            let deadline = deadline_from_epoch_ms(event.context.deadline);
+            let deadline = deadline_from_epoch_ms(event.context.deadline, &SystemClock);
             let summaries = handle(request, ports, pull, Some(deadline)).await?;
             Ok::<Value, Error>(json!({ "summaries": summaries }))
         }

@@ -2,12 +2,12 @@
 //! the test of its code path (tests/code_paths.rs) share.
 
 use serde::{Deserialize, Serialize};
-use shared::app::{ClientCache, Declaration, EnvVar, Pacing, process_owner};
-use shared::secrets::SecretSource;
-use shared::store::Store;
+use shared::app::{
+    Declaration, EnvVar, SECRETS_CACHE_SECONDS, TABLE_NAME, default_secrets_cache_seconds,
+    process_owner,
+};
 use shared::writeback::DEFAULT_SHOPIFY_TEMPLATE;
 use shared::writeback::handler::WriteBackConfig;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The function's configuration: each field from the environment variable of its name in
@@ -19,7 +19,7 @@ pub struct Config {
     pub max_receive_count: u32,
     #[serde(default = "default_template")]
     pub shopify_trigger_url_template: String,
-    #[serde(default = "default_secrets_ttl")]
+    #[serde(default = "default_secrets_cache_seconds")]
     pub secrets_cache_seconds: u64,
 }
 
@@ -29,10 +29,6 @@ fn default_max_receives() -> u32 {
 fn default_template() -> String {
     DEFAULT_SHOPIFY_TEMPLATE.into()
 }
-fn default_secrets_ttl() -> u64 {
-    300
-}
-
 /// What the function calls and reads: its store (claims, order records, the shared rate
 /// windows), the integrations' API keys, and — through Lambda's SQS event source, with the
 /// function's role — the write-back queue.
@@ -49,10 +45,7 @@ pub const DECLARATION: Declaration = Declaration {
         "sqs:ReceiveMessage",
     ],
     env: &[
-        EnvVar {
-            name: "TABLE_NAME",
-            default: None,
-        },
+        TABLE_NAME,
         EnvVar {
             name: "MAX_RECEIVE_COUNT",
             default: Some("5"),
@@ -61,10 +54,7 @@ pub const DECLARATION: Declaration = Declaration {
             name: "SHOPIFY_TRIGGER_URL_TEMPLATE",
             default: Some(DEFAULT_SHOPIFY_TEMPLATE),
         },
-        EnvVar {
-            name: "SECRETS_CACHE_SECONDS",
-            default: Some("300"),
-        },
+        SECRETS_CACHE_SECONDS,
     ],
 };
 
@@ -78,10 +68,4 @@ impl Config {
             owner: process_owner("write-back"),
         }
     }
-}
-
-/// The integrations' clients, paced through the store's shared windows (the pull calls the
-/// same APIs from another function).
-pub fn clients(store: &Store, secrets: Arc<dyn SecretSource>) -> ClientCache {
-    ClientCache::new(Arc::new(store.clone()), secrets, Pacing::Shared)
 }

@@ -4,14 +4,14 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::app::{config_from_env, init_failed};
+use shared::app::{ClientCache, config_from_env, init_failed};
 use shared::clock::SystemClock;
 use shared::metrics::EmfStdout;
 use shared::writeback::HttpShopifyTrigger;
 use shared::writeback::handler::{WriteBackPorts, from_sqs, handle, sqs_response};
 use std::sync::Arc;
 use std::time::Duration;
-use write_back::{Config, clients};
+use write_back::Config;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
         &sdk,
         Duration::from_secs(config.secrets_cache_seconds),
     );
-    let clients = clients(&store, Arc::new(secrets));
+    let clients = ClientCache::shared(Arc::new(store.clone()), Arc::new(secrets));
     let shopify = HttpShopifyTrigger::new(Duration::from_secs(10))?;
     let metrics = EmfStdout(Arc::new(SystemClock));
     let ports = WriteBackPorts {

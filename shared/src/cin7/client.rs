@@ -1,10 +1,8 @@
 //! The CIN7 Omni v1 client: Basic auth, paced, retried, counted.
 
-use super::model::{
-    OrderRow, PutOutcome, PutResultItem, SalesOrder, SalesOrderUpdate, match_put_results,
-    parse_page,
-};
+use super::model::{OrderRow, SalesOrder, parse_page};
 use super::query::{ListQuery, MAX_ROWS, Where};
+use super::update::{PutOutcome, PutResultItem, SalesOrderUpdate, match_put_results};
 use crate::http::{
     Answer, ApiError, CallCounter, CallKind, Endpoint, EndpointConfig, Idempotency, RetryPolicy,
     Service,

@@ -7,11 +7,13 @@
 //! - [`decide`]: publish, update, delete, skip or leave, per order (pure).
 //! - [`paging`]: where a pull reads from and how it pages (pure).
 //! - [`ports`]: CIN7 orders in, GoSweetSpot customer orders out, and their adapters.
-//! - [`run`]: the use-case: lease, cursor, paging, batches, records, then the reconcile.
+//! - [`run`]: the use-case: lease, cursor, paging, records, then the reconcile.
+//! - `batches`: the publishes and deletes sent 50 at a time, and their outcomes recorded.
 //! - [`reconcile`]: the backstop for lost webhooks, the last step of every pull.
 //! - [`handler`]: the `order-pull` function's event handling.
 
 pub mod address;
+mod batches;
 pub mod decide;
 pub mod gates;
 pub mod handler;

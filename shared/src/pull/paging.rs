@@ -1,7 +1,7 @@
 //! Where a pull reads from and how it pages: by key (the last second read, less the orders of
 //! that second already read), in the form CIN7 writes its times.
 
-use crate::cin7::model::SALES_ORDER_FIELDS;
+use crate::cin7::model::{OrderRow, SALES_ORDER_FIELDS};
 use crate::cin7::query::{Direction, ListQuery, MAX_ROWS, Where};
 use crate::settings::IntegrationSettings;
 use crate::store::PullCursor;
@@ -49,14 +49,31 @@ pub fn reads_from(
 /// repeated hour after the change would otherwise be skipped. Re-read orders cost no
 /// GoSweetSpot call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct PageStart {
+pub struct PageStart {
     pub(super) since: Timestamp,
     pub(super) excluded: Vec<i64>,
     pub(super) page: u32,
 }
 
+/// The keys of a page's rows that paging goes by: each row's id and `modifiedDate`.
+pub fn keys(rows: &[OrderRow]) -> Vec<(Option<i64>, Option<Timestamp>)> {
+    rows.iter().map(|r| (r.id(), r.modified_date())).collect()
+}
+
+/// Where reading goes after a page ([`PageStart::next`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// The same start, written at the smaller offset CIN7 wrote the page's times at.
+    AtSmallerOffset(PageStart),
+    /// The page after a full one.
+    After(PageStart),
+    /// The last page was read.
+    Done,
+}
+
 impl PageStart {
-    pub(super) fn new(since: Timestamp) -> Self {
+    /// The first page from `since`.
+    pub fn new(since: Timestamp) -> Self {
         Self {
             since: since.whole_second(),
             excluded: Vec::new(),
@@ -64,7 +81,8 @@ impl PageStart {
         }
     }
 
-    pub(super) fn query(&self) -> ListQuery {
+    /// The list call of this page.
+    pub fn query(&self) -> ListQuery {
         ListQuery {
             filter: Where::new()
                 .modified_since(&self.since)
@@ -78,7 +96,7 @@ impl PageStart {
 
     /// Where the page after a full page of `rows` (id, `modifiedDate`) starts; `fits` says
     /// whether a start's request may be sent.
-    pub(super) fn after(
+    fn after(
         &self,
         rows: &[(Option<i64>, Option<Timestamp>)],
         fits: impl Fn(&PageStart) -> bool,
@@ -107,12 +125,28 @@ impl PageStart {
         }
     }
 
-    /// The same start written at the smallest UTC offset among `rows`, when that is smaller
-    /// than the one it was written at (see the type's documentation).
-    pub(super) fn at_smaller_offset(
+    /// Where reading goes after a page of `rows` (id, `modifiedDate`) read from here: the same
+    /// start again at a smaller offset when CIN7 wrote times at one, else the next page when
+    /// the page was full, else nowhere. `fits` says whether a start's request may be sent.
+    pub fn next(
         &self,
         rows: &[(Option<i64>, Option<Timestamp>)],
-    ) -> Option<Self> {
+        full: bool,
+        fits: impl Fn(&PageStart) -> bool,
+    ) -> Next {
+        if let Some(again) = self.at_smaller_offset(rows).filter(|s| fits(s)) {
+            return Next::AtSmallerOffset(again);
+        }
+        if full {
+            Next::After(self.after(rows, fits))
+        } else {
+            Next::Done
+        }
+    }
+
+    /// The same start written at the smallest UTC offset among `rows`, when that is smaller
+    /// than the one it was written at (see the type's documentation).
+    fn at_smaller_offset(&self, rows: &[(Option<i64>, Option<Timestamp>)]) -> Option<Self> {
         let written = self.since.form().zone.offset_seconds();
         let smallest = rows
             .iter()

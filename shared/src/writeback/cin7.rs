@@ -3,8 +3,9 @@
 //! read-back after an ambiguous failure, and each job's outcome recorded on its order.
 
 use super::plan::{NewConsignment, OrderPlan, plan_order};
-use super::run::{Cin7Step, JobOutcome, WriteBackDeps, claim_key, release_all};
-use crate::cin7::model::{OrderRow, SalesOrder, SalesOrderUpdate};
+use super::run::{Cin7Step, JobOutcome, WriteBackDeps, complete_cin7, release_all};
+use crate::cin7::model::{OrderRow, SalesOrder};
+use crate::cin7::update::SalesOrderUpdate;
 use crate::gss::model::Shipment;
 use crate::http::ApiError;
 use crate::jobs::WriteBackJob;
@@ -269,16 +270,7 @@ async fn fail_permanently(
         |r, now| r.write_back_failed(&job.connote, reason, detail, now),
     )
     .await?;
-    let result = serde_json::json!({"cin7_id": job.cin7_id, "dispatched": false, "ok": false});
-    deps.store
-        .complete(
-            &settings.id,
-            &claim_key(&job.connote, "cin7"),
-            deps.owner,
-            &result.to_string(),
-        )
-        .await?;
-    Ok(())
+    complete_cin7(deps, settings, job, false, false).await
 }
 
 async fn record_success(
@@ -306,15 +298,5 @@ async fn record_success(
     )
     .await?;
     tracing::info!(integration = %settings.id, reference = ?job.reference, connote = %job.connote, dispatched = dispatched_now, "written back");
-    let result =
-        serde_json::json!({"cin7_id": job.cin7_id, "dispatched": dispatched_now, "ok": true});
-    deps.store
-        .complete(
-            &settings.id,
-            &claim_key(&job.connote, "cin7"),
-            deps.owner,
-            &result.to_string(),
-        )
-        .await?;
-    Ok(())
+    complete_cin7(deps, settings, job, true, dispatched_now).await
 }

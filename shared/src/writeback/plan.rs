@@ -7,7 +7,8 @@
 //! from the *set* of consignments written (earlier ones from the record, plus this batch's), so
 //! a retry computes the same figure and can never add a consignment twice.
 
-use crate::cin7::model::{SalesOrder, SalesOrderUpdate, TaxStatus};
+use crate::cin7::model::{SalesOrder, TaxStatus};
+use crate::cin7::update::SalesOrderUpdate;
 use crate::gss::model::Shipment;
 use crate::records::{ConsignmentEffect, ConsignmentRecord, OrderRecord};
 use crate::settings::{FreightMode, IntegrationSettings, Markup, TrackingUrlField};

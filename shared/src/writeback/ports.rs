@@ -3,7 +3,8 @@
 //! and their adapters.
 
 use crate::cin7::Cin7Client;
-use crate::cin7::model::{OrderRow, PutOutcome, SALES_ORDER_FIELDS, SalesOrderUpdate};
+use crate::cin7::model::{OrderRow, SALES_ORDER_FIELDS};
+use crate::cin7::update::{PutOutcome, SalesOrderUpdate};
 use crate::gss::GssClient;
 use crate::gss::model::Shipment;
 use crate::http::ApiError;

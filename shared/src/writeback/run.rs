@@ -61,6 +61,32 @@ pub(super) fn claim_key(connote: &str, action: &str) -> String {
     format!("{connote}:{action}")
 }
 
+/// Completes a job's `cin7` claim with its result: whether the order was written (`ok`) and
+/// dispatched by it (so a redelivery knows whether the Shopify trigger is still due).
+pub(super) async fn complete_cin7(
+    deps: &WriteBackDeps<'_>,
+    settings: &IntegrationSettings,
+    job: &WriteBackJob,
+    ok: bool,
+    dispatched: bool,
+) -> Result<(), StoreError> {
+    let result = Cin7Result {
+        cin7_id: job.cin7_id,
+        dispatched,
+        ok,
+    };
+    let result = serde_json::to_string(&result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    deps.store
+        .complete(
+            &settings.id,
+            &claim_key(&job.connote, "cin7"),
+            deps.owner,
+            &result,
+        )
+        .await?;
+    Ok(())
+}
+
 /// Runs one integration's jobs; returns each job's outcome, in the order given.
 pub async fn run_batch(
     deps: &WriteBackDeps<'_>,

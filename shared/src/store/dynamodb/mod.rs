@@ -39,16 +39,16 @@
 //! utility extended with the owner, so a holder can renew its own claim or lease while it is in
 //! progress.
 
+mod admin;
+
+pub use admin::{create_table, delete_table};
+
 use super::table::{Cond, IN_PROGRESS, Item, StoreError, Table, TableOp, live};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
-};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// The condition of a claim (see [`Cond::Claim`]): the item is absent, or expired, or in
 /// progress with its hold lapsed, or already held by the claimant.
@@ -245,6 +245,24 @@ impl DynamoTable {
     }
 }
 
+/// A conditional write's outcome: written (`true`), or its condition did not hold (`false`).
+fn conditional<O, E, R>(sent: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(|se| se.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(unavailable(&e)),
+    }
+}
+
 #[async_trait]
 impl Table for DynamoTable {
     async fn get(&self, pk: &str, sk: &str, now_s: i64) -> Result<Option<Item>, StoreError> {
@@ -279,16 +297,7 @@ impl Table for DynamoTable {
                 req = req.expression_attribute_values(k, v);
             }
         }
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(&e)),
-        }
+        conditional(req.send().await)
     }
 
     async fn delete(&self, pk: &str, sk: &str, owner: Option<&str>) -> Result<bool, StoreError> {
@@ -304,16 +313,7 @@ impl Table for DynamoTable {
                 .expression_attribute_names("#owner", OWNER)
                 .expression_attribute_values(":owner", s(owner));
         }
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(&e)),
-        }
+        conditional(req.send().await)
     }
 
     async fn query(
@@ -391,110 +391,6 @@ impl Table for DynamoTable {
             .ok_or_else(|| StoreError::Corrupt("an update returned no attributes".into()))?;
         number_attr(attrs, VERSION)?
             .ok_or_else(|| StoreError::Corrupt("an update returned no version".into()))
-    }
-}
-
-/// How long [`create_table`] waits for a new table to become active.
-const ACTIVE_WAIT: Duration = Duration::from_secs(120);
-
-/// Creates the table (on-demand billing, string keys `pk` and `sk`) unless it exists, waits
-/// for it to be active, and enables TTL on `expires_at`. For tests and the CLI against local
-/// emulators; production tables come from the infrastructure template.
-pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError> {
-    let key = |attr: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(attr)
-            .key_type(kind)
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
-    };
-    let def = |attr: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(attr)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
-    };
-    let created = client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key(PK, KeyType::Hash)?)
-        .key_schema(key(SK, KeyType::Range)?)
-        .attribute_definitions(def(PK)?)
-        .attribute_definitions(def(SK)?)
-        .send()
-        .await;
-    match created {
-        Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|se| se.is_resource_in_use_exception()) => {}
-        Err(e) => return Err(unavailable(&e)),
-    }
-
-    let deadline = tokio::time::Instant::now() + ACTIVE_WAIT;
-    loop {
-        let out = client
-            .describe_table()
-            .table_name(name)
-            .send()
-            .await
-            .map_err(|e| unavailable(&e))?;
-        let status = out.table().and_then(|t| t.table_status());
-        if status == Some(&TableStatus::Active) {
-            break;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(StoreError::Unavailable(format!(
-                "table {name} is not active after {}s",
-                ACTIVE_WAIT.as_secs()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-
-    let ttl = client
-        .describe_time_to_live()
-        .table_name(name)
-        .send()
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let enabled = ttl.time_to_live_description().is_some_and(|d| {
-        d.attribute_name() == Some(EXPIRES_AT)
-            && matches!(
-                d.time_to_live_status(),
-                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-            )
-    });
-    if !enabled {
-        let spec = TimeToLiveSpecification::builder()
-            .enabled(true)
-            .attribute_name(EXPIRES_AT)
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        client
-            .update_time_to_live()
-            .table_name(name)
-            .time_to_live_specification(spec)
-            .send()
-            .await
-            .map_err(|e| unavailable(&e))?;
-    }
-    Ok(())
-}
-
-/// Deletes the table; a table that does not exist is already deleted.
-pub async fn delete_table(client: &Client, name: &str) -> Result<(), StoreError> {
-    match client.delete_table().table_name(name).send().await {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|se| se.is_resource_not_found_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(unavailable(&e)),
     }
 }
 
