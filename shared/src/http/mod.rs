@@ -2,7 +2,7 @@
 //! attempt's outcome turned into a value or a typed error. Whether and when to retry is
 //! [`retry`]'s.
 
-mod retry;
+pub mod retry;
 
 pub use retry::{
     CallKind, Failure, GiveUp, Idempotency, Outcome, RetryPolicy, Schedule, Verdict, classify,

@@ -83,7 +83,7 @@ const UNIT_WORDS: [&str; 10] = [
     "bldg",
 ];
 
-/// Whether an address line names a unit or building: one of [`UNIT_WORDS`] followed by its
+/// Whether an address line names a unit or building: one of the unit words followed by its
 /// number or letter ("Unit 3", "Apt. 4B", "Level 2, Fisher House", "Building C" — but not the
 /// suburb "Flat Bush"), or the `12/` or `3A/` form.
 pub fn is_unit_or_building(line: &str) -> bool {

@@ -3,7 +3,7 @@
 //! reads and saves records ([`crate::store::Records`], [`crate::store::update_record`]); the
 //! pull, the sightings and the write-back say what happened through one method each.
 
-mod transitions;
+pub mod transitions;
 
 pub use transitions::{
     ConsignmentEffect, Publication, PublishOutcome, Removal, WrittenBack, reasons,

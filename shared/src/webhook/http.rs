@@ -1,6 +1,6 @@
 //! The webhook endpoint's HTTP behaviour, independent of the transport (the
-//! [`super::router`] serves it, in Lambda and in local mode): a [`WebhookRequest`] in, a
-//! [`WebhookResponse`] (status and JSON body) out.
+//! [router](mod@super::router) serves it, in Lambda and in local mode): a [`WebhookRequest`]
+//! in, a [`WebhookResponse`] (status and JSON body) out.
 //!
 //! The checks run cheapest first, and nothing is parsed before the sender is authenticated:
 //!

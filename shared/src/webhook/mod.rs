@@ -8,8 +8,8 @@
 //! - [`accept`]: the use-case: the delivery's sightings queued (see [`crate::sightings`]), and
 //!   the delivery audited.
 //! - [`http`]: the endpoint's statuses and JSON bodies, whatever the transport.
-//! - [`router`]: the one transport, an axum router: the Lambda's (under `lambda_http`), local
-//!   mode's and the tests'.
+//! - [`router`](mod@router): the one transport, an axum router: the Lambda's (under
+//!   `lambda_http`), local mode's and the tests'.
 
 pub mod accept;
 pub mod auth;
