@@ -553,17 +553,15 @@ fn the_table_has_the_key_ttl_and_recovery_the_store_expects() {
     );
     assert!(!p["DeletionProtectionEnabled"].is_null());
     // The adapter's own table creation (tests, local set-up) uses the same names.
-    let adapter = read("shared/src/store/dynamodb.rs");
-    for name in [
-        "const PK: &str = \"pk\"",
-        "const SK: &str = \"sk\"",
-        "const EXPIRES_AT: &str = \"expires_at\"",
-    ] {
-        assert!(
-            adapter.contains(name),
-            "shared/src/store/dynamodb.rs: {name}"
-        );
-    }
+    use shared::store::dynamodb::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
+    assert_eq!(
+        p["KeySchema"],
+        serde_json::json!([
+            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": SORT_KEY, "KeyType": "RANGE"}
+        ])
+    );
+    assert_eq!(p["TimeToLiveSpecification"]["AttributeName"], TTL_ATTRIBUTE);
 }
 
 #[test]

@@ -548,11 +548,15 @@ async fn deliver(
 /// Hands one received batch to the write-back handler the way the backend's consumer does
 /// (on `aws`, as the SQS event Lambda delivers, answered with a partial batch response);
 /// returns the ids of the messages to redeliver.
-async fn write_back_batch(w: &World, received: &[Received]) -> Vec<String> {
+async fn write_back_batch(
+    w: &World,
+    config: &WriteBackConfig,
+    received: &[Received],
+) -> Vec<String> {
     match w.backend {
         Backend::Local => {
             let batch = received.iter().map(QueuedJob::from).collect();
-            write_back(batch, w.write_back_ports(), &w.config).await
+            write_back(batch, w.write_back_ports(), config).await
         }
         Backend::Aws => {
             let mut event = SqsEvent::default();
@@ -570,7 +574,7 @@ async fn write_back_batch(w: &World, received: &[Received]) -> Vec<String> {
                     m
                 })
                 .collect();
-            let failed = write_back(from_sqs(event), w.write_back_ports(), &w.config).await;
+            let failed = write_back(from_sqs(event), w.write_back_ports(), config).await;
             sqs_response(failed)
                 .batch_item_failures
                 .into_iter()
@@ -584,7 +588,14 @@ async fn write_back_batch(w: &World, received: &[Received]) -> Vec<String> {
 /// worker dies at a random point of a batch now and then (nothing acknowledged; its claims
 /// stay in progress until their hold lapses), as a killed process would.
 async fn drain(w: &World, workers: usize, kill: bool, deadline: Instant) {
+    // Each worker is a container of its own, with its own claim owner (a new one after it is
+    // killed, as a new container would have).
+    let container = || WriteBackConfig {
+        owner: unique_name("rel-worker"),
+        ..w.config.clone()
+    };
     let worker = || async {
+        let mut config = container();
         while Instant::now() < deadline {
             let received = match w.queue.source().receive(100, w.visibility).await {
                 Ok(r) => r,
@@ -597,7 +608,7 @@ async fn drain(w: &World, workers: usize, kill: bool, deadline: Instant) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
-            let work = write_back_batch(w, &received);
+            let work = write_back_batch(w, &config, &received);
             let cut = {
                 let mut rng = w.rng.lock().unwrap_or_else(|p| p.into_inner());
                 (kill && rng.f64() < 0.3).then(|| Duration::from_millis(rng.u64(1..40)))
@@ -605,7 +616,10 @@ async fn drain(w: &World, workers: usize, kill: bool, deadline: Instant) {
             let failed = if let Some(cut) = cut {
                 match tokio::time::timeout(cut, work).await {
                     Ok(failed) => failed,
-                    Err(_) => continue,
+                    Err(_) => {
+                        config = container();
+                        continue;
+                    }
                 }
             } else {
                 work.await

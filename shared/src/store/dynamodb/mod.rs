@@ -65,14 +65,21 @@ const VERSION_CONDITION: &str =
 /// The filter that keeps live items.
 const LIVE_FILTER: &str = "(attribute_not_exists(expires_at) OR expires_at >= :now_s)";
 
+/// The partition key the table is created with (the template declares the same).
+pub const PARTITION_KEY: &str = "pk";
+/// The sort key the table is created with.
+pub const SORT_KEY: &str = "sk";
+/// The attribute DynamoDB's time to live reads (seconds since the epoch).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
 // The names of the attributes.
-const PK: &str = "pk";
-const SK: &str = "sk";
+const PK: &str = PARTITION_KEY;
+const SK: &str = SORT_KEY;
 const DOC: &str = "doc";
 const STATE: &str = "state";
 const OWNER: &str = "owner";
 const HELD_UNTIL_MS: &str = "held_until_ms";
-const EXPIRES_AT: &str = "expires_at";
+const EXPIRES_AT: &str = TTL_ATTRIBUTE;
 const VERSION: &str = "version";
 
 /// A [`Table`] on one DynamoDB table (see the module docs).
