@@ -643,6 +643,7 @@ async fn sqs_sends_in_batches_of_ten_and_each_message_arrives_once() {
             .map(|i| Outgoing {
                 integration_id: format!("int-{}", i % 3),
                 body: format!(r#"{{"n":{i}}}"#),
+                ..Outgoing::default()
             })
             .collect();
         q.send(&messages).await.unwrap();
@@ -697,6 +698,7 @@ async fn sqs_an_unacknowledged_message_reappears_after_its_visibility_timeout() 
         let job = Outgoing {
             integration_id: "acme".into(),
             body: r#"{"job":"writeback"}"#.into(),
+            ..Outgoing::default()
         };
         q.send(std::slice::from_ref(&job)).await.unwrap();
 
@@ -750,6 +752,7 @@ async fn sqs_a_message_received_too_often_moves_to_the_dead_letter_queue() {
         let job = Outgoing {
             integration_id: "acme".into(),
             body: r#"{"job":"poison"}"#.into(),
+            ..Outgoing::default()
         };
         q.send(std::slice::from_ref(&job)).await.unwrap();
 
@@ -1039,6 +1042,7 @@ async fn a_queue_send_and_a_secret_fetch_call_the_actions_their_adapters_declare
             .map(|i| Outgoing {
                 integration_id: "acme".into(),
                 body: format!("{{\"n\":{i}}}"),
+                ..Outgoing::default()
             })
             .collect();
         queue.send(&messages).await.unwrap();

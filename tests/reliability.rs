@@ -43,9 +43,8 @@ use shared::store::sqlite::SqliteTable;
 use shared::store::{Store, Table};
 use shared::webhook::http::{WebhookPorts, WebhookRequest, handle as webhook};
 use shared::writeback::HttpShopifyTrigger;
-use shared::writeback::handler::{
-    QueuedJob, WriteBackConfig, WriteBackPorts, from_sqs, handle as write_back, sqs_response,
-};
+use shared::queue::{QueuedJob, from_sqs, sqs_response};
+use shared::writeback::handler::{WriteBackConfig, WriteBackPorts, handle as write_back};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -40,6 +40,7 @@ fn jobs(n: usize) -> Vec<Outgoing> {
         .map(|i| Outgoing {
             integration_id: if i % 2 == 0 { "acme" } else { "bolt" }.into(),
             body: format!("{{\"job\":{i}}}"),
+            ..Outgoing::default()
         })
         .collect()
 }

@@ -548,7 +548,7 @@ async fn the_sqs_fixture_runs_with_a_partial_failure_for_the_unknown_integration
     );
     let event: aws_lambda_events::sqs::SqsEvent =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let batch = shared::writeback::handler::from_sqs(event);
+    let batch = shared::queue::from_sqs(event);
     assert_eq!(batch.len(), 2);
     assert_eq!(batch[1].receive_count, 2);
     let rig = WriteBackRig::new().await;
@@ -567,7 +567,7 @@ async fn the_sqs_fixture_runs_with_a_partial_failure_for_the_unknown_integration
         .await;
     assert_eq!(job.connote, "SSPOT018668");
     let failed = rig.run(batch).await;
-    let response = shared::writeback::handler::sqs_response(failed);
+    let response = shared::queue::sqs_response(failed);
     let ids: Vec<&str> = response
         .batch_item_failures
         .iter()

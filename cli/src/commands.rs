@@ -14,7 +14,7 @@ use shared::metrics::LogMetrics;
 use shared::pull::OrderSource;
 use shared::pull::decide::{Decision, decide};
 use shared::pull::handler::{PullConfig, PullPorts, PullRequest, handle};
-use shared::pull::paging::{self, Next, PageStart};
+use shared::pull::paging::{self, Next};
 use shared::pull::reconcile::{self as reconciling, ReconcileDeps, ReconcileOptions};
 use shared::queue::{JobQueue, Outgoing};
 use shared::records::{OrderRecord, OrderState};
@@ -310,13 +310,12 @@ pub async fn dry_run(backend: &Backend, id: &str, out: &Output) -> anyhow::Resul
     let c = clients.clients(&settings).await?;
     let now = Utc::now();
     let cursor = backend.store().get_cursor(id).await?;
-    let since = paging::reads_from(cursor.as_ref(), &settings, now);
+    let mut start = paging::first_page(cursor.as_ref(), &settings, now);
     let mut rows = Vec::new();
     let mut plan = Vec::new();
     // Paged as the pull pages; an order read again (the same start at a smaller offset) is
     // listed once.
     let mut listed = std::collections::BTreeSet::new();
-    let mut start = PageStart::new(since);
     loop {
         let got = OrderSource::list_page(&c.cin7, &start.query()).await?;
         let full = got.len() >= MAX_ROWS as usize;
@@ -641,6 +640,7 @@ pub async fn replay(
         .send(&[Outgoing {
             integration_id: id.into(),
             body: job.to_body()?,
+            ..Outgoing::default()
         }])
         .await?;
     out.line(
@@ -727,6 +727,7 @@ pub async fn dlq_redrive(backend: &Backend, out: &Output) -> anyhow::Result<()> 
                         .send(&[Outgoing {
                             integration_id: m.integration_id.clone(),
                             body: m.body.clone(),
+                            ..Outgoing::default()
                         }])
                         .await?;
                     dlq.ack(&m.receipt).await?;

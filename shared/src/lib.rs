@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod pull;
 pub mod queue;
 pub mod rate_limit;
+pub mod schedule;
 pub mod records;
 pub mod secrets;
 pub mod settings;

@@ -115,6 +115,16 @@ pub struct ImportSettings {
     /// How far before its cursor each pull reads again, in seconds: orders saved late with
     /// an earlier `modifiedDate` are still read (re-read orders cost no GoSweetSpot call).
     pub overlap_seconds: u32,
+    /// The merchant's business hours in its time zone, `"HH:MM-HH:MM"` (may span midnight):
+    /// the pull polls every minute in them while orders are arriving (see
+    /// [`crate::schedule::policy`]).
+    pub business_hours: String,
+    /// The merchant's IANA time zone, e.g. `"Pacific/Auckland"`; business hours are read in it,
+    /// daylight saving included.
+    pub timezone: String,
+    /// The most of CIN7's daily call limit the pull's polling may use, in percent (1–100); the
+    /// rest is left for write-backs and operators.
+    pub poll_budget_percent: u8,
 }
 
 /// The longest `import.overlap_seconds` accepted: a day.
@@ -133,6 +143,9 @@ impl Default for ImportSettings {
             default_country: "NZ".into(),
             block_batched_items: false,
             overlap_seconds: 60,
+            business_hours: "07:00-19:00".into(),
+            timezone: "Pacific/Auckland".into(),
+            poll_budget_percent: 40,
         }
     }
 }
@@ -365,6 +378,28 @@ impl IntegrationSettings {
                 ),
             );
         }
+        if let Err(e) = self
+            .import
+            .business_hours
+            .parse::<crate::schedule::policy::BusinessHours>()
+        {
+            fail("import.business_hours", e.to_string());
+        }
+        if self.import.timezone.parse::<chrono_tz::Tz>().is_err() {
+            fail(
+                "import.timezone",
+                format!(
+                    "{:?} is not an IANA time zone such as \"Pacific/Auckland\"",
+                    self.import.timezone
+                ),
+            );
+        }
+        if !(1..=100).contains(&self.import.poll_budget_percent) {
+            fail(
+                "import.poll_budget_percent",
+                format!("{} is not between 1 and 100", self.import.poll_budget_percent),
+            );
+        }
         let country = &self.import.default_country;
         if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
             fail(
@@ -526,6 +561,9 @@ mod tests {
         assert_eq!(s.import.max_age_days, 60);
         assert_eq!(s.import.default_country, "NZ");
         assert_eq!(s.import.overlap_seconds, 60);
+        assert_eq!(s.import.business_hours, "07:00-19:00");
+        assert_eq!(s.import.timezone, "Pacific/Auckland");
+        assert_eq!(s.import.poll_budget_percent, 40);
         assert!(!s.import.block_batched_items);
         assert!(!s.write_back.send_ticket_number);
         assert_eq!(
@@ -587,6 +625,22 @@ mod tests {
             (
                 Box::new(|v| v["import"] = json!({"overlap_seconds": 86401})),
                 "import.overlap_seconds: 86401 is more than a day",
+            ),
+            (
+                Box::new(|v| v["import"] = json!({"business_hours": "7-19"})),
+                "import.business_hours: \"7-19\" is not \"HH:MM-HH:MM\"",
+            ),
+            (
+                Box::new(|v| v["import"] = json!({"business_hours": "09:00-09:00"})),
+                "import.business_hours: opens and closes at the same time",
+            ),
+            (
+                Box::new(|v| v["import"] = json!({"timezone": "NZST"})),
+                "import.timezone: \"NZST\" is not an IANA time zone such as \"Pacific/Auckland\"",
+            ),
+            (
+                Box::new(|v| v["import"] = json!({"poll_budget_percent": 0})),
+                "import.poll_budget_percent: 0 is not between 1 and 100",
             ),
             (
                 Box::new(|v| v["import"] = json!({"stages": ["Dispatched"]})),

@@ -385,6 +385,7 @@ pub async fn queue_new(
             Ok(Outgoing {
                 integration_id: integration_id.to_string(),
                 body: job.to_body()?,
+                ..Outgoing::default()
             })
         })
         .collect::<Result<Vec<_>, serde_json::Error>>()?;

@@ -511,9 +511,9 @@ impl WriteBackRig {
         &self,
         jobs: &[shared::jobs::WriteBackJob],
         receive_count: u32,
-    ) -> Vec<shared::writeback::handler::QueuedJob> {
+    ) -> Vec<shared::queue::QueuedJob> {
         jobs.iter()
-            .map(|j| shared::writeback::handler::QueuedJob {
+            .map(|j| shared::queue::QueuedJob {
                 message_id: format!(
                     "m{}",
                     self.next_message
@@ -526,7 +526,7 @@ impl WriteBackRig {
     }
 
     /// Runs the handler on a batch; returns the failed message ids.
-    pub async fn run(&self, batch: Vec<shared::writeback::handler::QueuedJob>) -> Vec<String> {
+    pub async fn run(&self, batch: Vec<shared::queue::QueuedJob>) -> Vec<String> {
         let ports = shared::writeback::handler::WriteBackPorts {
             integrations: &self.store,
             store: &self.store,

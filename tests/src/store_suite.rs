@@ -4,6 +4,7 @@
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 use shared::clock::{Clock, ManualClock};
+use shared::pull::paging::PageStart;
 use shared::rate_limit::Window;
 use shared::records::{ConsignmentRecord, OrderRecord, OrderState};
 use shared::settings::IntegrationSettings;
@@ -245,6 +246,7 @@ pub async fn cursor_round_trips(table: Arc<dyn Table>) {
             .unwrap()
             .unwrap(),
         saved_at: clock.now(),
+        resume: None,
     };
     store.put_cursor("acme", &cursor).await.unwrap();
     let read = store.get_cursor("acme").await.unwrap().unwrap();
@@ -260,10 +262,20 @@ pub async fn cursor_round_trips(table: Arc<dyn Table>) {
             Utc.with_ymd_and_hms(2026, 11, 20, 1, 2, 3).unwrap(),
         ),
         saved_at: clock.now(),
+        resume: None,
     };
     let doc =
         serde_json::json!({"modified_since": "2026-11-20T01:02:03Z", "saved_at": clock.now()});
     assert_eq!(serde_json::from_value::<PullCursor>(doc).unwrap(), old);
+    // Where a sliced pull stopped is kept whole.
+    let resume = PageStart::new(cursor.modified_since);
+    let sliced = PullCursor {
+        resume: Some(resume.clone()),
+        ..cursor
+    };
+    store.put_cursor("acme", &sliced).await.unwrap();
+    let read = store.get_cursor("acme").await.unwrap().unwrap();
+    assert_eq!(read.resume, Some(resume));
 }
 
 pub async fn lease_is_single_flight_and_expires(table: Arc<dyn Table>) {

@@ -76,6 +76,11 @@ impl Run<'_> {
                 |r, now| r.published(sent, &outcome, now),
             )
             .await?;
+            if matches!(outcome, PublishOutcome::Published { .. })
+                && let Some(f) = record.freshness_seconds
+            {
+                self.summary.freshness_seconds.push(f);
+            }
             let (_, reason, detail) = outcome.transition();
             let counted = if !record.consignments.is_empty() {
                 reasons::TICKETED

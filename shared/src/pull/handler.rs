@@ -151,11 +151,14 @@ fn failed(id: &str, error: String) -> PullSummary {
         cursor: None,
         reconciled: 0,
         reconcile_error: None,
+        freshness_seconds: Vec::new(),
         error: Some(error),
     }
 }
 
-async fn pull_one(
+/// Pulls one integration and reports it (log line and metrics); never fails: a failure is in
+/// the summary.
+pub(crate) async fn pull_one(
     ports: PullPorts<'_>,
     settings: &IntegrationSettings,
     options: &PullOptions,
@@ -236,6 +239,10 @@ async fn pull_one(
             u64::from(summary.outcome == PullOutcome::Failed),
         ),
     ];
+    if let Some(longest) = summary.freshness_seconds.iter().max() {
+        // The longest any order published by this pull waited after CIN7 last modified it.
+        counts.push(("FreshnessSeconds".into(), u64::try_from(*longest).unwrap_or(0)));
+    }
     for (reason, n) in &summary.skipped {
         counts.push((format!("OrdersSkipped_{reason}"), *n as u64));
     }

@@ -24,4 +24,4 @@ pub mod reconcile;
 pub mod run;
 
 pub use ports::{OrderSink, OrderSource, SharedSink};
-pub use run::{PullDeps, PullError, PullOptions, PullOutcome, PullSummary, run_pull};
+pub use run::{PullDeps, PullError, PullOptions, PullOutcome, PullSummary, Slice, run_pull};

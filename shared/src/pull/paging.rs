@@ -7,6 +7,20 @@ use crate::settings::IntegrationSettings;
 use crate::store::PullCursor;
 use crate::timestamp::Timestamp;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a pull's first page starts: where the last pull stopped when it used up its slice (a
+/// continuation re-reads nothing), else [`reads_from`].
+pub fn first_page(
+    cursor: Option<&PullCursor>,
+    settings: &IntegrationSettings,
+    now: DateTime<Utc>,
+) -> PageStart {
+    match cursor.and_then(|c| c.resume.clone()) {
+        Some(resume) => resume,
+        None => PageStart::new(reads_from(cursor, settings, now)),
+    }
+}
 
 /// Where a pull reads from: the cursor less `import.overlap_seconds`, in the form CIN7 wrote
 /// the cursor, or `import.start_from` (default: seven days before `now`) for a first pull.
@@ -48,7 +62,7 @@ pub fn reads_from(
 /// is asked again written at that offset: were CIN7 to compare local wall-clock times, the
 /// repeated hour after the change would otherwise be skipped. Re-read orders cost no
 /// GoSweetSpot call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageStart {
     pub(super) since: Timestamp,
     pub(super) excluded: Vec<i64>,

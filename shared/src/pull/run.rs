@@ -5,7 +5,7 @@
 use super::batches::{PendingDelete, PendingPublish};
 use super::decide::{Decision, decide};
 use super::gates::Skip;
-use super::paging::{Next, PageStart, keys, reads_from};
+use super::paging::{Next, PageStart, first_page, keys};
 use super::ports::{OrderSink, OrderSource};
 use super::reconcile::{ReconcileDeps, ReconcileOptions, ShipmentFeed, reconcile};
 use crate::cin7::model::OrderRow;
@@ -38,6 +38,20 @@ pub struct PullOptions {
     pub daily_budget: i64,
     /// Calls of the daily budget the pull leaves for write-backs.
     pub write_back_reserve: i64,
+    /// The most this run may read before it stops with [`PullOutcome::Sliced`] (its cursor
+    /// saved where it stopped, for a continuation); `None` reads to the end.
+    pub slice: Option<Slice>,
+}
+
+/// The share of time and pages one pull message may take, so that one merchant's backlog
+/// never holds the pull workers for long: when it is used up with more to read, the run
+/// publishes what it has read and stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slice {
+    /// CIN7 list pages.
+    pub pages: u32,
+    /// When no further page is started.
+    pub until: Instant,
 }
 
 impl Default for PullOptions {
@@ -49,6 +63,7 @@ impl Default for PullOptions {
             lease_ttl: Duration::from_secs(15 * 60),
             daily_budget: 5000,
             write_back_reserve: 1000,
+            slice: None,
         }
     }
 }
@@ -67,6 +82,9 @@ pub enum PullOutcome {
     BudgetReserve,
     /// Stopped by an error; the cursor is saved as far as orders were handled.
     Failed,
+    /// Used up its [`Slice`] with more to read: what it read is published, and the cursor
+    /// says where a continuation resumes.
+    Sliced,
 }
 
 /// What one pull did.
@@ -91,6 +109,9 @@ pub struct PullSummary {
     /// Why the reconcile failed, when it did (the next pull retries it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconcile_error: Option<String>,
+    /// Of each order this run published, how long after CIN7 last modified it (seconds).
+    #[serde(skip)]
+    pub freshness_seconds: Vec<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -245,6 +266,7 @@ pub async fn run_pull(
         cursor: None,
         reconciled: 0,
         reconcile_error: None,
+        freshness_seconds: Vec::new(),
         error: None,
     };
     if !store
@@ -260,7 +282,7 @@ pub async fn run_pull(
     let (calls_before, _) = (deps.calls)();
     let now = deps.clock.now();
     let cursor = store.get_cursor(&id).await?;
-    let since = reads_from(cursor.as_ref(), settings, now);
+    let first = first_page(cursor.as_ref(), settings, now);
     let mut run = Run {
         deps,
         now,
@@ -269,7 +291,7 @@ pub async fn run_pull(
         pending: Vec::new(),
         deletes: Vec::new(),
     };
-    let outcome = pages(&mut run, options, since).await;
+    let outcome = pages(&mut run, options, first).await;
     let handled_through = match &outcome {
         Ok(through) => *through,
         Err((through, _)) => *through,
@@ -279,22 +301,35 @@ pub async fn run_pull(
         (Some(t), _) => Some(t),
         (None, _) => None,
     };
-    if let Some(t) = new_cursor {
+    let old_resume = cursor.as_ref().and_then(|c| c.resume.clone());
+    // A slice resumes where it stopped; a run read to the end, or one that moved its cursor
+    // on, reads next from the cursor; one that stopped otherwise keeps what it had.
+    let resume = match &outcome {
+        Err((_, Stop::Slice(next))) => Some(next.clone()),
+        Ok(_) => None,
+        Err(_) if new_cursor.is_some() => None,
+        Err(_) => old_resume.clone(),
+    };
+    let modified_since = new_cursor.or(cursor.as_ref().map(|c| c.modified_since));
+    if let Some(t) = modified_since
+        && (new_cursor.is_some() || resume != old_resume)
+    {
         store
             .put_cursor(
                 &id,
                 &PullCursor {
                     modified_since: t,
                     saved_at: now,
+                    resume,
                 },
             )
             .await?;
     }
     // The backstop for lost webhooks, whatever became of the publishing (not when the deadline
-    // is near: the next run reconciles the same window).
+    // is near, nor after a slice: the next run reconciles the same window).
     if !matches!(
         outcome,
-        Err((_, Stop::Outcome(PullOutcome::StoppedAtDeadline)))
+        Err((_, Stop::Outcome(PullOutcome::StoppedAtDeadline) | Stop::Slice(_)))
     ) {
         let reconciled = reconcile(
             ReconcileDeps {
@@ -322,10 +357,11 @@ pub async fn run_pull(
     }
     run.summary.cin7_calls = cin7_calls;
     run.summary.gss_calls = gss_calls;
-    run.summary.cursor = new_cursor.or(cursor.map(|c| c.modified_since));
+    run.summary.cursor = modified_since;
     match outcome {
         Ok(_) => {}
         Err((_, Stop::Outcome(o))) => run.summary.outcome = o,
+        Err((_, Stop::Slice(_))) => run.summary.outcome = PullOutcome::Sliced,
         Err((_, Stop::Error(e))) => {
             tracing::error!(integration = %id, error = %e, "pull stopped by an error");
             run.summary.outcome = PullOutcome::Failed;
@@ -338,24 +374,41 @@ pub async fn run_pull(
 
 enum Stop {
     Outcome(PullOutcome),
+    /// The slice is used up; the next page would start here.
+    Slice(PageStart),
     Error(PullError),
 }
 
-/// Pages through CIN7 from `since`; returns how far orders are durably handled.
+/// Pages through CIN7 from `start`; returns how far orders are durably handled.
 async fn pages(
     run: &mut Run<'_>,
     options: &PullOptions,
-    since: Timestamp,
+    mut start: PageStart,
 ) -> Result<Option<Timestamp>, (Option<Timestamp>, Stop)> {
     let mut handled_through: Option<Timestamp> = None;
     let mut page_max: Option<Timestamp> = None;
-    let mut start = PageStart::new(since);
+    let mut pages_read = 0u32;
     loop {
         if run.time_is_short(options) {
             return Err((
                 handled_through,
                 Stop::Outcome(PullOutcome::StoppedAtDeadline),
             ));
+        }
+        if let Some(slice) = options.slice
+            && pages_read > 0
+            && (pages_read >= slice.pages || Instant::now() >= slice.until)
+        {
+            // What was read is published first, so the continuation starts clean.
+            for flushed in [
+                run.flush_publishes(MAX_ORDERS_PER_CALL).await,
+                run.flush_deletes(MAX_ORDERS_PER_CALL).await,
+            ] {
+                if let Err(e) = flushed {
+                    return Err((handled_through, Stop::Error(e)));
+                }
+            }
+            return Err((page_max, Stop::Slice(start)));
         }
         let used_today = match run.deps.store.calls_today(&run.settings.id).await {
             Ok(n) => n + (run.deps.calls)().0 as i64,
@@ -369,6 +422,7 @@ async fn pages(
             Ok(rows) => rows,
             Err(e) => return Err((handled_through, Stop::Error(e.into()))),
         };
+        pages_read += 1;
         let short = rows.len() < MAX_ROWS as usize;
         let keys = keys(&rows);
         for row in rows {

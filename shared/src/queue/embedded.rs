@@ -165,9 +165,10 @@ impl JobQueue for EmbeddedQueue {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             for m in &messages {
+                let delay = m.delay.min(super::MAX_DELAY).as_millis() as i64;
                 tx.execute(
                     "INSERT INTO jobs (integration_id, body, visible_at_ms) VALUES (?1, ?2, ?3)",
-                    params![m.integration_id, m.body, now],
+                    params![m.integration_id, m.body, now + delay],
                 )
                 .map_err(unavailable)?;
             }

@@ -1,6 +1,7 @@
-//! The write-back job queue port. Production: SQS (the Lambda event source consumes it; this
-//! port sends, and reads the dead-letter queue for the operator). Local mode: an embedded
-//! durable queue with visibility timeouts, redelivery and a dead-letter list.
+//! The queue ports, for the write-back jobs and the pull messages. Production: SQS (the Lambda
+//! event sources consume it; this port sends, with delays, and reads the dead-letter queues for
+//! the operator). Local mode: an embedded durable queue with delays, visibility timeouts,
+//! redelivery and a dead-letter list.
 
 use async_trait::async_trait;
 use std::time::Duration;
@@ -13,12 +14,16 @@ pub mod sqs;
 /// The most messages one SQS `SendMessageBatch` takes.
 pub const MAX_SEND_BATCH: usize = 10;
 
-/// A message to queue: the integration it belongs to (also sent as a message attribute) and
-/// its JSON body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The longest delay SQS gives a message (15 minutes); a longer one is sent as this.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
+/// A message to queue: the integration it belongs to (also sent as a message attribute), its
+/// JSON body, and how long it stays invisible after it is sent (at most [`MAX_DELAY`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Outgoing {
     pub integration_id: String,
     pub body: String,
+    pub delay: Duration,
 }
 
 /// A received message.
@@ -32,6 +37,59 @@ pub struct Received {
     pub body: String,
     /// How many times it has been received, this time included.
     pub receive_count: u32,
+}
+
+/// One received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedJob {
+    pub message_id: String,
+    pub body: String,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+}
+
+impl From<&Received> for QueuedJob {
+    fn from(r: &Received) -> Self {
+        Self {
+            message_id: r.message_id.clone(),
+            body: r.body.clone(),
+            receive_count: r.receive_count,
+        }
+    }
+}
+
+
+/// The messages of an SQS event (`ApproximateReceiveCount` as the receive count).
+#[cfg(feature = "aws")]
+pub fn from_sqs(event: aws_lambda_events::sqs::SqsEvent) -> Vec<QueuedJob> {
+    event
+        .records
+        .into_iter()
+        .map(|r| QueuedJob {
+            message_id: r.message_id.unwrap_or_default(),
+            body: r.body.unwrap_or_default(),
+            receive_count: r
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
+        })
+        .collect()
+}
+
+/// The partial batch response naming the messages to redeliver.
+#[cfg(feature = "aws")]
+pub fn sqs_response(failed: Vec<String>) -> aws_lambda_events::sqs::SqsBatchResponse {
+    let mut response = aws_lambda_events::sqs::SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut f = aws_lambda_events::sqs::BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    response
 }
 
 /// Why a queue call failed.

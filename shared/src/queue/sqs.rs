@@ -99,6 +99,9 @@ impl JobQueue for SqsQueue {
                     .id(id.to_string())
                     .message_body(&m.body)
                     .message_attributes(INTEGRATION_ID_ATTRIBUTE, attribute)
+                    .set_delay_seconds(
+                        (!m.delay.is_zero()).then(|| seconds(m.delay.min(super::MAX_DELAY))),
+                    )
                     .build()
                     .map_err(build_error)?;
                 entries.push(entry);

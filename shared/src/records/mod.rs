@@ -129,6 +129,12 @@ pub struct OrderRecord {
     /// The last transient write-back failure, until a write-back succeeds.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// When GoSweetSpot last took this order (published or updated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<DateTime<Utc>>,
+    /// Its freshness: from CIN7's last modification of the order to `published_at`, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness_seconds: Option<i64>,
     /// The optimistic-concurrency version (not part of the document).
     #[serde(skip)]
     pub version: i64,
@@ -161,6 +167,8 @@ impl OrderRecord {
             }],
             consignments: Vec::new(),
             last_error: None,
+            published_at: None,
+            freshness_seconds: None,
             version: 0,
             indexed_slip: None,
         }

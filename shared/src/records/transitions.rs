@@ -161,6 +161,8 @@ impl OrderRecord {
         }
         if state == OrderState::Published {
             self.content_hash = Some(sent.content_hash.to_string());
+            self.published_at = Some(at);
+            self.freshness_seconds = sent.modified.map(|m| (at - m).num_seconds().max(0));
         }
         self.truncations = sent.truncations.to_vec();
         self.warnings = sent.warnings.to_vec();

@@ -1,6 +1,7 @@
 //! Where the next pull and the next reconcile start.
 
 use super::{Store, StoreError};
+use crate::pull::paging::PageStart;
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,6 +19,10 @@ pub struct PullCursor {
     pub modified_since: Timestamp,
     /// When the cursor was last saved.
     pub saved_at: DateTime<Utc>,
+    /// Where the next pull resumes when the last one stopped at the end of its slice with more
+    /// to read (the page it would have read next); `None` after a pull that read to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<PageStart>,
 }
 
 /// Where the next reconcile starts.

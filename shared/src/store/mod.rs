@@ -19,6 +19,9 @@
 //! | `INT#<id>` | `RATE#<service>` | the recent call times of the cross-process rate window | [`RateWindows`] |
 //! | `INT#<id>` | `CONSIGNMENT#<connote>` | a consignment the webhook or reconcile has queued | [`Sightings`] |
 //! | `INT#<id>` | `DELIVERY#<time>#<hash>` | a webhook delivery, for audit (kept 30 days) | [`Deliveries`] |
+//! | `INT#<id>` | `SCHEDULE` | the pull schedule: the message chain's token, the next pull's due time | [`Schedules`] |
+//! | `DUE#<5-minute bucket>` | `<id>` | the due index: the integration's next pull is due in this bucket | [`Schedules`] |
+//! | `SWEEPER` | `CURSOR` | the first due bucket the next sweep reads | [`Schedules`] |
 
 mod budget;
 mod claims;
@@ -28,6 +31,7 @@ mod integrations;
 mod leases;
 mod rate_window;
 mod records;
+mod schedules;
 mod sightings;
 pub mod table;
 
@@ -44,6 +48,7 @@ pub use integrations::{Integrations, SaveSettingsError};
 pub use leases::Leases;
 pub use rate_window::{RateWindows, StoreRateLimiter};
 pub use records::{Records, update_record};
+pub use schedules::{DUE_BUCKET_SECONDS, DueEntry, Schedule, Schedules, due_bucket};
 pub use sightings::Sightings;
 pub use table::{COMPLETED, Cond, IN_PROGRESS, Item, StoreError, Table, TableOp};
 
@@ -51,7 +56,7 @@ pub use table::{COMPLETED, Cond, IN_PROGRESS, Item, StoreError, Table, TableOp};
 pub mod prelude {
     pub use super::{
         CallBudget, Claims, Cursors, Deliveries, Integrations, Leases, RateWindows, Records,
-        Sightings,
+        Schedules, Sightings,
     };
 }
 

@@ -9,29 +9,11 @@ use crate::app::ClientProvider;
 use crate::clock::Clock;
 use crate::jobs::WriteBackJob;
 use crate::metrics::{Counts, MetricsSink};
+use crate::queue::QueuedJob;
 use crate::records::reasons;
 use crate::store::{Integrations, WriteBackStore, update_record};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// One received message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedJob {
-    pub message_id: String,
-    pub body: String,
-    /// How many times it has been received, this time included.
-    pub receive_count: u32,
-}
-
-impl From<&crate::queue::Received> for QueuedJob {
-    fn from(r: &crate::queue::Received) -> Self {
-        Self {
-            message_id: r.message_id.clone(),
-            body: r.body.clone(),
-            receive_count: r.receive_count,
-        }
-    }
-}
 
 /// The handler's fixed configuration.
 #[derive(Debug, Clone)]
@@ -193,37 +175,4 @@ async fn handle_integration(
         ],
     ));
     failed
-}
-
-/// The jobs of an SQS event (`ApproximateReceiveCount` as the receive count).
-#[cfg(feature = "aws")]
-pub fn from_sqs(event: aws_lambda_events::sqs::SqsEvent) -> Vec<QueuedJob> {
-    event
-        .records
-        .into_iter()
-        .map(|r| QueuedJob {
-            message_id: r.message_id.unwrap_or_default(),
-            body: r.body.unwrap_or_default(),
-            receive_count: r
-                .attributes
-                .get("ApproximateReceiveCount")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1),
-        })
-        .collect()
-}
-
-/// The partial batch response naming the messages to redeliver.
-#[cfg(feature = "aws")]
-pub fn sqs_response(failed: Vec<String>) -> aws_lambda_events::sqs::SqsBatchResponse {
-    let mut response = aws_lambda_events::sqs::SqsBatchResponse::default();
-    response.batch_item_failures = failed
-        .into_iter()
-        .map(|id| {
-            let mut f = aws_lambda_events::sqs::BatchItemFailure::default();
-            f.item_identifier = id;
-            f
-        })
-        .collect();
-    response
 }
