@@ -16,7 +16,9 @@ use shared::metrics::CapturedMetrics;
 use shared::pull::PullOutcome;
 use shared::pull::handler::{PullPorts, PullRequest};
 use shared::queue::embedded::EmbeddedQueue;
+use shared::queue::{JobSource, QueuedJob};
 use shared::records::{OrderRecord, OrderState};
+use shared::schedule::{PullKind, SweepPorts, WorkerPorts, handle_batch, seed, sweep};
 use shared::store::Store;
 use shared::store::prelude::*;
 use shared::webhook::router::WebhookState;
@@ -156,11 +158,22 @@ async fn order_pull_calls_what_it_declares() {
         clock: &SystemClock,
         metrics: &metrics,
     };
+    let pulls = RecordingQueue {
+        inner: EmbeddedQueue::open(&w._dir.path().join("pulls.sqlite3"), 3).expect("queue"),
+        actions: w.actions.clone(),
+    };
+    let sweeper = SweepPorts {
+        integrations: &w.store,
+        schedules: &w.store,
+        pulls: &pulls,
+        clock: &SystemClock,
+    };
     w.actions.clear();
-    // The schedule publishes; GoSweetSpot tickets an order whose webhook never comes; "sync
-    // now" reconciles it.
-    let pull = config.pull();
-    let first = shared::pull::handler::handle(PullRequest::All, ports, &pull, None)
+    // A direct pull publishes; GoSweetSpot tickets an order whose webhook never comes; the
+    // integration is seeded and its pull message reconciles it; the schedule's sweep finds
+    // nothing overdue.
+    let handlers = config.handlers();
+    let first = shared::pull::handler::handle(PullRequest::All, ports, &handlers.pull, None)
         .await
         .expect("pulled");
     assert_eq!(
@@ -169,10 +182,27 @@ async fn order_pull_calls_what_it_declares() {
     );
     gss.create_ticket("SO-1", Ticket::default())
         .expect("ticketed");
-    let second = shared::pull::handler::handle(PullRequest::One("acme".into()), ports, &pull, None)
+    seed(sweeper, "acme", PullKind::Seed).await.expect("seeded");
+    let received = pulls
+        .inner
+        .receive(10, Duration::from_secs(30))
         .await
-        .expect("pulled");
-    assert_eq!(second[0].reconciled, 1, "{second:?}");
+        .expect("received");
+    let worker = WorkerPorts {
+        pull: ports,
+        schedules: &w.store,
+        pulls: &pulls,
+    };
+    let batch = received.iter().map(QueuedJob::from).collect();
+    let failed = handle_batch(batch, worker, &handlers.worker, None).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(
+        metrics.sum("order-pull", "ConsignmentsReconciled"),
+        2,
+        "the integration's count and the total"
+    );
+    let swept = sweep(sweeper, handlers.sweep).await.expect("swept");
+    assert!(swept.reseeded.is_empty(), "{swept:?}");
     assert_eq!(w.actions.recorded(), declared(&order_pull::DECLARATION));
     assert_eq!(metrics.sum("order-pull", "OrdersPublished"), 2);
 }

@@ -437,20 +437,34 @@ fn each_action_is_on_the_functions_own_resources_only() {
     let t = template();
     let secrets = serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}*"});
     let table = serde_json::json!({"Fn::GetAtt": ["StateTable", "Arn"]});
-    let queue = serde_json::json!({"Fn::GetAtt": ["WriteBackQueue", "Arn"]});
+    let queue = |name: &str| serde_json::json!({"Fn::GetAtt": [name, "Arn"]});
+    // Each event source mapping's queue: the function it invokes may read that queue only.
+    let mut sources: BTreeMap<String, Value> = BTreeMap::new();
+    for (_, r) in t["Resources"].as_object().expect("resources") {
+        if r["Type"] == "AWS::Lambda::EventSourceMapping" {
+            let function = r["Properties"]["FunctionName"]["Ref"]
+                .as_str()
+                .expect("a mapping names its function")
+                .to_string();
+            sources.insert(function, r["Properties"]["EventSourceArn"].clone());
+        }
+    }
     for f in &FUNCTIONS {
         for s in statements(&t, f.logical_id) {
             for action in statement_actions(&s) {
-                let expected = match action.split(':').next() {
-                    Some("dynamodb") => &table,
-                    Some("sqs") => &queue,
-                    Some("secretsmanager") => &secrets,
+                let sends = [queue("WriteBackQueue"), queue("PullQueue")];
+                let allowed: Vec<&Value> = match action.split(':').next() {
+                    Some("dynamodb") => vec![&table],
+                    Some("sqs") if action == "sqs:SendMessage" => sends.iter().collect(),
+                    Some("sqs") => sources.get(f.logical_id).into_iter().collect(),
+                    Some("secretsmanager") => vec![&secrets],
                     _ => panic!("{}: unexpected service in {action}", f.logical_id),
                 };
-                assert_eq!(
-                    &s["Resource"], expected,
-                    "{}: {action} must be on {expected} only",
-                    f.logical_id
+                assert!(
+                    allowed.contains(&&s["Resource"]),
+                    "{}: {action} must be on {allowed:?} only, not {}",
+                    f.logical_id,
+                    s["Resource"]
                 );
             }
         }
@@ -621,6 +635,63 @@ fn the_queue_redrives_as_the_write_back_counts_and_outlives_its_timeout() {
         serde_json::json!({"Fn::GetAtt": ["WriteBackDeadLetterQueue", "QueueName"]})
     );
     assert_eq!(alarm["ComparisonOperator"], "GreaterThanThreshold");
+    assert_eq!(as_number(&alarm["Threshold"]), 0.0);
+}
+
+#[test]
+fn the_pull_queue_feeds_the_pull_and_dead_letters_what_keeps_failing() {
+    let t = template();
+    let queue = props(&t, "PullQueue");
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"],
+        serde_json::json!({"Fn::GetAtt": ["PullDeadLetterQueue", "Arn"]})
+    );
+    assert!(as_number(&queue["RedrivePolicy"]["maxReceiveCount"]) >= 2.0);
+    let esm = props(&t, "OrderPullEventSource");
+    assert_eq!(
+        resource(&t, "OrderPullEventSource")["Type"],
+        "AWS::Lambda::EventSourceMapping"
+    );
+    assert_eq!(
+        esm["FunctionName"],
+        serde_json::json!({"Ref": "OrderPullFunction"})
+    );
+    assert_eq!(
+        esm["EventSourceArn"],
+        serde_json::json!({"Fn::GetAtt": ["PullQueue", "Arn"]})
+    );
+    assert_eq!(
+        esm["FunctionResponseTypes"],
+        serde_json::json!(["ReportBatchItemFailures"])
+    );
+    assert_eq!(
+        esm["ScalingConfig"]["MaximumConcurrency"],
+        serde_json::json!({"Ref": "PullMaximumConcurrency"}),
+        "a template parameter"
+    );
+    let batch = as_number(&esm["BatchSize"]);
+    assert!(
+        batch <= 10.0,
+        "no batching window: a due pull waits for nobody"
+    );
+    assert!(esm["MaximumBatchingWindowInSeconds"].is_null());
+    // The handler works on PULL_CONCURRENCY messages at once: at most the batch.
+    let concurrency = &t["Parameters"]["PullConcurrency"];
+    assert!(as_number(&concurrency["MaxValue"]) <= batch);
+    let timeout = as_number(function_prop(&t, "OrderPullFunction", "Timeout"));
+    assert!(
+        as_number(&queue["VisibilityTimeout"]) >= 6.0 * timeout,
+        "the visibility timeout must be at least 6 × the pull's timeout"
+    );
+    // A slice (and its publishing) fits in the function's time.
+    let slice = as_number(&t["Parameters"]["PullSliceSeconds"]["MaxValue"]);
+    let margin = as_number(&t["Parameters"]["PullMarginSeconds"]["MaxValue"]);
+    assert!(slice + margin <= timeout, "{slice} + {margin} > {timeout}");
+    let alarm = props(&t, "PullDeadLetterAlarm");
+    assert_eq!(
+        alarm["Dimensions"][0]["Value"],
+        serde_json::json!({"Fn::GetAtt": ["PullDeadLetterQueue", "QueueName"]})
+    );
     assert_eq!(as_number(&alarm["Threshold"]), 0.0);
 }
 

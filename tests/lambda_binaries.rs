@@ -1,8 +1,9 @@
 //! The three function binaries as Lambda runs them: processes polling a local Runtime API
 //! stub, with the environment the template gives them, moto as AWS (`AWS_ENDPOINT_URL`, set by
 //! `scripts/with-moto`) and the sandboxes as CIN7 and GoSweetSpot. Drives the whole path:
-//! schedule event → order published in GoSweetSpot → ticketed → webhook event → SQS message
-//! handed to write-back as an SQS event → CIN7 order dispatched.
+//! the integration seeded → its pull message handed to order-pull as an SQS event → order
+//! published in GoSweetSpot, the next message on the pull queue → ticketed → webhook event →
+//! SQS message handed to write-back as an SQS event → CIN7 order dispatched.
 //!
 //! The binaries are those `make test` builds first (`cargo build --bins`, debug profile; the
 //! release binaries are measured by `make bench` and packaged by `make package`).
@@ -43,6 +44,7 @@ struct AwsWorld {
     sdk: aws_config::SdkConfig,
     table: String,
     queue_url: String,
+    pull_queue_url: String,
     cin7: Cin7Sandbox,
     gss: GssSandbox,
     webhook_secret: &'static str,
@@ -65,6 +67,19 @@ impl AwsWorld {
             shared::queue::sqs::create_queue(&sqs, &unique_name("e2e-q"), Some((&dlq_arn, 5)))
                 .await
                 .unwrap();
+        let pull_dlq_url = shared::queue::sqs::create_queue(&sqs, &unique_name("e2e-pdlq"), None)
+            .await
+            .unwrap();
+        let pull_dlq_arn = shared::queue::sqs::queue_arn(&sqs, &pull_dlq_url)
+            .await
+            .unwrap();
+        let pull_queue_url = shared::queue::sqs::create_queue(
+            &sqs,
+            &unique_name("e2e-pull"),
+            Some((&pull_dlq_arn, 3)),
+        )
+        .await
+        .unwrap();
         let secrets = shared::aws_config::secrets_manager(&sdk, Duration::from_secs(1));
         let prefix = unique_name("cin7-gss");
         let webhook_secret = "e2e-webhook-secret";
@@ -88,6 +103,7 @@ impl AwsWorld {
             sdk,
             table,
             queue_url,
+            pull_queue_url,
             cin7,
             gss,
             webhook_secret,
@@ -98,8 +114,12 @@ impl AwsWorld {
         vec![
             ("TABLE_NAME", self.table.clone()),
             ("WRITE_BACK_QUEUE_URL", self.queue_url.clone()),
-            ("PULL_CONCURRENCY", "4".into()),
+            ("PULL_QUEUE_URL", self.pull_queue_url.clone()),
+            ("PULL_CONCURRENCY", "10".into()),
             ("PULL_MARGIN_SECONDS", "20".into()),
+            ("PULL_SLICE_SECONDS", "60".into()),
+            ("PULL_SLICE_PAGES", "20".into()),
+            ("PULL_SWEEP_GRACE_SECONDS", "120".into()),
             ("SECRETS_CACHE_SECONDS", "300".into()),
         ]
     }
@@ -141,9 +161,53 @@ async fn the_full_path_through_the_three_binaries() {
         Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap(),
     ));
 
-    // 1. The schedule.
+    // 1. The integration seeded (as `integrations put` does), its message handed to
+    // order-pull as the pull queue's event source would.
+    let store = shared::aws_config::dynamo_store(sdk, table);
+    let pulls = shared::aws_config::sqs_queue(sdk, &w.pull_queue_url);
+    let seeded = shared::schedule::seed(
+        shared::schedule::SweepPorts {
+            integrations: &store,
+            schedules: &store,
+            pulls: &pulls,
+            clock: &shared::clock::SystemClock,
+        },
+        "acme",
+        shared::schedule::PullKind::Seed,
+    )
+    .await
+    .unwrap();
+    let received = pulls.receive(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body, seeded.body());
     let stub = RuntimeStub::start().await;
     let _pull = start("order-pull", &stub, &w.pull_env());
+    let records: Vec<Value> = received
+        .iter()
+        .map(|m| sqs_record(&m.message_id, &m.receipt, &m.body, m.receive_count))
+        .collect();
+    let Outcome::Response(answer) = stub
+        .invoke(json!({"Records": records}), Duration::from_secs(60))
+        .await
+    else {
+        panic!("order-pull failed")
+    };
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    pulls.ack(&received[0].receipt).await.unwrap();
+    assert!(gss.order("E2E-1").is_some());
+    // The next pull is scheduled: a delayed message with a new token, the schedule due then.
+    let schedule = store.get_schedule("acme").await.unwrap().unwrap();
+    assert_ne!(schedule.token, seeded.token);
+    assert!(schedule.next_pull_due > Utc::now());
+    assert!(
+        pulls
+            .receive(10, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the next message is delayed"
+    );
+    // The schedule's event runs the sweeper: nothing is overdue.
     let scheduled: Value = serde_json::from_str(
         &std::fs::read_to_string(format!(
             "{}/../events/order-pull-scheduled.json",
@@ -153,10 +217,9 @@ async fn the_full_path_through_the_three_binaries() {
     )
     .unwrap();
     let Outcome::Response(answer) = stub.invoke(scheduled, Duration::from_secs(60)).await else {
-        panic!("order-pull failed")
+        panic!("order-pull's sweep failed")
     };
-    assert_eq!(answer["summaries"][0]["published"], 1, "{answer}");
-    assert!(gss.order("E2E-1").is_some());
+    assert_eq!(answer["sweep"]["reseeded"], json!([]), "{answer}");
 
     // 2. Ticketed in GoSweetSpot; the webhook as API Gateway hands it over.
     let shipment = gss.ticket("E2E-1", Ticket::default()).await.unwrap();

@@ -8,7 +8,7 @@ use serde_json::Value;
 use shared::app::{ClientCache, ClientProvider, Pacing};
 use shared::pull::PullOutcome;
 use shared::pull::handler::{
-    PullConfig, PullHandlerError, PullPorts, PullRequest, handle, parse_event,
+    PullConfig, PullEvent, PullHandlerError, PullPorts, PullRequest, handle, parse_event,
 };
 use shared::rate_limit::Window;
 use shared::records::OrderState;
@@ -102,9 +102,15 @@ async fn the_schedule_pulls_every_enabled_integration_and_isolates_failures() {
         Pacing::InProcess,
     )
     .await;
-    let request = parse_event(&fixture("order-pull-scheduled.json")).unwrap();
-    assert_eq!(request, PullRequest::All);
-    let mut summaries = handle(request, w.ports(), &config(), None).await.unwrap();
+    // The schedule's event is the sweeper's now; every enabled integration is pulled in
+    // process (local mode's and the CLI's "pull all").
+    assert_eq!(
+        parse_event(&fixture("order-pull-scheduled.json")).unwrap(),
+        PullEvent::Sweep
+    );
+    let mut summaries = handle(PullRequest::All, w.ports(), &config(), None)
+        .await
+        .unwrap();
     summaries.sort_by(|a, b| a.integration.cmp(&b.integration));
     assert_eq!(summaries.len(), 2, "the disabled integration is not pulled");
     assert_eq!(summaries[0].integration, "acme");
@@ -129,8 +135,12 @@ async fn sync_now_pulls_one_and_refuses_unknown_or_disabled() {
         Pacing::InProcess,
     )
     .await;
-    let request = parse_event(&fixture("order-pull-sync-now.json")).unwrap();
-    let summaries = handle(request, w.ports(), &config(), None).await.unwrap();
+    let PullEvent::One(id) = parse_event(&fixture("order-pull-sync-now.json")).unwrap() else {
+        panic!("a direct pull of one integration")
+    };
+    let summaries = handle(PullRequest::One(id), w.ports(), &config(), None)
+        .await
+        .unwrap();
     assert_eq!(summaries.len(), 1);
     assert_eq!(summaries[0].published, 30);
     let err = handle(PullRequest::One("nope".into()), w.ports(), &config(), None)

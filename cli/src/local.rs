@@ -9,16 +9,14 @@ use shared::app::{ClientCache, Pacing};
 use shared::clock::SystemClock;
 use shared::metrics::LogMetrics;
 use shared::pull::handler::{PullConfig, PullPorts, PullRequest, handle as pull};
-use shared::queue::{JobSource, QueuedJob};
 use shared::queue::embedded::EmbeddedQueue;
+use shared::queue::{JobSource, QueuedJob};
 use shared::secrets::SecretSource;
 use shared::settings::IntegrationSettings;
 use shared::store::Store;
 use shared::store::prelude::*;
 use shared::webhook::router::{WebhookState, router};
-use shared::writeback::handler::{
-    WriteBackConfig, WriteBackPorts, handle as write_back,
-};
+use shared::writeback::handler::{WriteBackConfig, WriteBackPorts, handle as write_back};
 use shared::writeback::{DEFAULT_SHOPIFY_TEMPLATE, HttpShopifyTrigger};
 use std::net::SocketAddr;
 use std::path::PathBuf;

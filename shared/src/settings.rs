@@ -397,7 +397,10 @@ impl IntegrationSettings {
         if !(1..=100).contains(&self.import.poll_budget_percent) {
             fail(
                 "import.poll_budget_percent",
-                format!("{} is not between 1 and 100", self.import.poll_budget_percent),
+                format!(
+                    "{} is not between 1 and 100",
+                    self.import.poll_budget_percent
+                ),
             );
         }
         let country = &self.import.default_country;

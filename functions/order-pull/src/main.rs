@@ -1,6 +1,7 @@
-//! `order-pull`: wires the DynamoDB store, Secrets Manager, the per-integration clients and the
-//! SQS write-back queue (the reconcile queues on it) from a typed configuration read once at
-//! start-up, then hands each event to `shared::pull::handler`.
+//! `order-pull`: wires the DynamoDB store, Secrets Manager, the per-integration clients, the
+//! SQS pull queue and the write-back queue (the reconcile queues on it) from a typed
+//! configuration read once at start-up, then hands each event to its handler: pull messages to
+//! the worker, the schedule to the sweeper, `{"integration_id"}` to a direct pull.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use order_pull::Config;
@@ -8,7 +9,9 @@ use serde_json::{Value, json};
 use shared::app::{ClientCache, config_from_env, deadline_from_epoch_ms, init_failed};
 use shared::clock::SystemClock;
 use shared::metrics::EmfStdout;
-use shared::pull::handler::{PullPorts, handle, parse_event};
+use shared::pull::handler::{PullEvent, PullPorts, PullRequest, handle, parse_event};
+use shared::queue::sqs_response;
+use shared::schedule::{SweepPorts, WorkerPorts, handle_batch, sweep};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +30,7 @@ async fn main() -> Result<(), Error> {
     );
     let clients = ClientCache::shared(Arc::new(store.clone()), Arc::new(secrets));
     let queue = shared::aws_config::sqs_queue(&sdk, &config.write_back_queue_url);
+    let pulls = shared::aws_config::sqs_queue(&sdk, &config.pull_queue_url);
     let metrics = EmfStdout(Arc::new(SystemClock));
     let ports = PullPorts {
         integrations: &store,
@@ -36,14 +40,38 @@ async fn main() -> Result<(), Error> {
         clock: &SystemClock,
         metrics: &metrics,
     };
-    let pull = config.pull();
+    let worker = WorkerPorts {
+        pull: ports,
+        schedules: &store,
+        pulls: &pulls,
+    };
+    let sweeper = SweepPorts {
+        integrations: &store,
+        schedules: &store,
+        pulls: &pulls,
+        clock: &SystemClock,
+    };
+    let handlers = config.handlers();
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let pull = &pull;
+        let handlers = &handlers;
         async move {
-            let request = parse_event(&event.payload)?;
             let deadline = deadline_from_epoch_ms(event.context.deadline, &SystemClock);
-            let summaries = handle(request, ports, pull, Some(deadline)).await?;
-            Ok::<Value, Error>(json!({ "summaries": summaries }))
+            match parse_event(&event.payload)? {
+                PullEvent::Messages(batch) => {
+                    let failed =
+                        handle_batch(batch, worker, &handlers.worker, Some(deadline)).await;
+                    Ok::<Value, Error>(serde_json::to_value(sqs_response(failed))?)
+                }
+                PullEvent::Sweep => {
+                    let summary = sweep(sweeper, handlers.sweep).await?;
+                    Ok(json!({ "sweep": summary }))
+                }
+                PullEvent::One(id) => {
+                    let request = PullRequest::One(id);
+                    let summaries = handle(request, ports, &handlers.pull, Some(deadline)).await?;
+                    Ok(json!({ "summaries": summaries }))
+                }
+            }
         }
     }))
     .await

@@ -1,14 +1,16 @@
-//! The `order-pull` function's handler: an EventBridge scheduled event pulls every enabled
-//! integration (a bounded number at once); `{"integration_id": "…"}` pulls one (what "sync
-//! now" sends). One integration's failure is reported in its summary and never stops the
-//! others.
+//! The `order-pull` function's events and its in-process pulls. In Lambda, an SQS event is a
+//! batch of pull messages (the worker, [`crate::schedule::worker`]), the EventBridge schedule
+//! runs the sweeper ([`crate::schedule::sweeper`]), and `{"integration_id": "…"}` pulls one
+//! integration at once (an operator's direct invoke). [`handle`] pulls every enabled
+//! integration (a bounded number at once) or one; one integration's failure is reported in its
+//! summary and never stops the others.
 
 use super::ports::SharedSink;
 use super::run::{PullDeps, PullError, PullOptions, PullOutcome, PullSummary, run_pull};
 use crate::app::{ClientError, ClientProvider};
 use crate::clock::Clock;
 use crate::metrics::{Counts, MetricsSink};
-use crate::queue::JobQueue;
+use crate::queue::{JobQueue, QueuedJob};
 use crate::settings::IntegrationSettings;
 use crate::store::{Integrations, PullStore, StoreError};
 use futures::StreamExt;
@@ -20,7 +22,18 @@ use tokio::time::Instant;
 /// The function's name in metrics.
 pub const FUNCTION: &str = "order-pull";
 
-/// What the function was asked to do.
+/// What an event to the function asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullEvent {
+    /// Pull messages from the pull queue (an SQS event).
+    Messages(Vec<QueuedJob>),
+    /// The schedule: sweep for overdue integrations.
+    Sweep,
+    /// Pull this integration now.
+    One(String),
+}
+
+/// What to pull in process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullRequest {
     /// Every enabled integration (the schedule).
@@ -33,7 +46,7 @@ pub enum PullRequest {
 #[derive(Debug, thiserror::Error)]
 pub enum PullHandlerError {
     #[error(
-        "unrecognised event: expected an EventBridge scheduled event or {{\"integration_id\": \"…\"}}"
+        "unrecognised event: expected an SQS event, an EventBridge scheduled event or {{\"integration_id\": \"…\"}}"
     )]
     UnknownEvent,
     #[error("no integration {0:?}")]
@@ -49,17 +62,54 @@ struct One {
     integration_id: String,
 }
 
+/// The parts of an SQS event record the worker reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SqsRecord {
+    message_id: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    attributes: std::collections::HashMap<String, Value>,
+    event_source: String,
+}
+
+#[derive(Deserialize)]
+struct SqsRecords {
+    #[serde(rename = "Records")]
+    records: Vec<SqsRecord>,
+}
+
 /// Reads the event.
-pub fn parse_event(event: &Value) -> Result<PullRequest, PullHandlerError> {
+pub fn parse_event(event: &Value) -> Result<PullEvent, PullHandlerError> {
     if let Ok(one) = One::deserialize(event)
         && !one.integration_id.trim().is_empty()
     {
-        return Ok(PullRequest::One(one.integration_id));
+        return Ok(PullEvent::One(one.integration_id));
+    }
+    if let Ok(sqs) = SqsRecords::deserialize(event)
+        && sqs.records.iter().all(|r| r.event_source == "aws:sqs")
+    {
+        return Ok(PullEvent::Messages(
+            sqs.records
+                .into_iter()
+                .map(|r| QueuedJob {
+                    receive_count: r
+                        .attributes
+                        .get("ApproximateReceiveCount")
+                        .and_then(Value::as_str)
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(1),
+                    message_id: r.message_id,
+                    body: r.body,
+                })
+                .collect(),
+        ));
     }
     let scheduled = event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
         || event.get("source").and_then(Value::as_str) == Some("aws.events");
     if scheduled {
-        Ok(PullRequest::All)
+        Ok(PullEvent::Sweep)
     } else {
         Err(PullHandlerError::UnknownEvent)
     }
@@ -241,7 +291,10 @@ pub(crate) async fn pull_one(
     ];
     if let Some(longest) = summary.freshness_seconds.iter().max() {
         // The longest any order published by this pull waited after CIN7 last modified it.
-        counts.push(("FreshnessSeconds".into(), u64::try_from(*longest).unwrap_or(0)));
+        counts.push((
+            "FreshnessSeconds".into(),
+            u64::try_from(*longest).unwrap_or(0),
+        ));
     }
     for (reason, n) in &summary.skipped {
         counts.push((format!("OrdersSkipped_{reason}"), *n as u64));
@@ -270,10 +323,33 @@ mod tests {
     fn events() {
         assert_eq!(
             parse_event(&json!({"integration_id": "acme"})).unwrap(),
-            PullRequest::One("acme".into())
+            PullEvent::One("acme".into())
         );
         let scheduled = json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
-        assert_eq!(parse_event(&scheduled).unwrap(), PullRequest::All);
+        assert_eq!(parse_event(&scheduled).unwrap(), PullEvent::Sweep);
+        let sqs = json!({"Records": [
+            {"messageId": "m1", "body": "{}", "attributes": {"ApproximateReceiveCount": "3"}, "eventSource": "aws:sqs"},
+            {"messageId": "m2", "body": "x", "eventSource": "aws:sqs"}
+        ]});
+        assert_eq!(
+            parse_event(&sqs).unwrap(),
+            PullEvent::Messages(vec![
+                QueuedJob {
+                    message_id: "m1".into(),
+                    body: "{}".into(),
+                    receive_count: 3
+                },
+                QueuedJob {
+                    message_id: "m2".into(),
+                    body: "x".into(),
+                    receive_count: 1
+                },
+            ])
+        );
+        assert!(
+            parse_event(&json!({"Records": [{"messageId": "m", "eventSource": "aws:s3"}]}))
+                .is_err()
+        );
         assert!(parse_event(&json!({"integration_id": ""})).is_err());
         assert!(parse_event(&json!({"hello": 1})).is_err());
         assert!(parse_event(&json!("x")).is_err());

@@ -329,7 +329,10 @@ pub async fn run_pull(
     // is near, nor after a slice: the next run reconciles the same window).
     if !matches!(
         outcome,
-        Err((_, Stop::Outcome(PullOutcome::StoppedAtDeadline) | Stop::Slice(_)))
+        Err((
+            _,
+            Stop::Outcome(PullOutcome::StoppedAtDeadline) | Stop::Slice(_)
+        ))
     ) {
         let reconciled = reconcile(
             ReconcileDeps {

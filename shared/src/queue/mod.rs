@@ -58,7 +58,6 @@ impl From<&Received> for QueuedJob {
     }
 }
 
-
 /// The messages of an SQS event (`ApproximateReceiveCount` as the receive count).
 #[cfg(feature = "aws")]
 pub fn from_sqs(event: aws_lambda_events::sqs::SqsEvent) -> Vec<QueuedJob> {

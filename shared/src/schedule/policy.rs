@@ -200,7 +200,14 @@ mod tests {
         assert!(night.contains(t(23, 0)) && night.contains(t(5, 0)) && !night.contains(t(12, 0)));
         let all: BusinessHours = "00:00-24:00".parse().unwrap();
         assert!(all.contains(t(0, 0)) && all.contains(t(23, 59)));
-        for bad in ["7-19", "07:00", "07:00-25:00", "07:00-07:00", "7:00-19:00", ""] {
+        for bad in [
+            "7-19",
+            "07:00",
+            "07:00-25:00",
+            "07:00-07:00",
+            "7:00-19:00",
+            "",
+        ] {
             assert!(bad.parse::<BusinessHours>().is_err(), "{bad}");
         }
     }
@@ -258,7 +265,10 @@ mod tests {
         // Half the day left, 1,000 calls used: 1,000 left over 43,200 s → 43.2 s, under a minute.
         assert_eq!(p.next_delay(noon, Some(noon), 1000), MIN);
         // 1,900 used: 100 left over 43,200 s → 432 s.
-        assert_eq!(p.next_delay(noon, Some(noon), 1900), Duration::from_secs(432));
+        assert_eq!(
+            p.next_delay(noon, Some(noon), 1900),
+            Duration::from_secs(432)
+        );
         // Spent: the next pull is just after midnight UTC.
         assert_eq!(
             p.next_delay(noon, Some(noon), 2000),

@@ -153,7 +153,10 @@ pub async fn handle_message(
     let message = PullMessage::parse(body)?;
     let id = message.integration_id.as_str();
     let Some(settings) = ports.pull.integrations.get_integration(id).await? else {
-        tracing::warn!(integration = id, "pull message for an unknown integration dropped");
+        tracing::warn!(
+            integration = id,
+            "pull message for an unknown integration dropped"
+        );
         return Ok(Handled::Dropped {
             reason: "unknown_integration",
         });
