@@ -54,21 +54,30 @@ pub struct BackendArgs {
     /// The write-back dead-letter queue URL (AWS backend).
     #[arg(long, global = true, env = "WRITE_BACK_DLQ_URL")]
     pub dlq_url: Option<String>,
+    /// The pull queue URL (AWS backend): saving an enabled integration sends its first pull
+    /// message, and `sync-now` schedules the next one. Without it, the sweeper starts a saved
+    /// integration's pulls within its grace period and schedule.
+    #[arg(long, global = true, env = "PULL_QUEUE_URL")]
+    pub pull_queue_url: Option<String>,
 }
 
 /// The redrive limit of the local queue (as the template's `maxReceiveCount`).
 pub const LOCAL_MAX_RECEIVES: u32 = 5;
+/// The redrive limit of the local pull queue (as the template's PullQueue).
+pub const LOCAL_PULL_MAX_RECEIVES: u32 = 3;
 
 /// An opened backend.
 pub enum Backend {
     Local {
         store: Store,
         queue: EmbeddedQueue,
+        pulls: EmbeddedQueue,
     },
     Aws {
         store: Store,
         queue: Option<SqsQueue>,
         dlq: Option<SqsQueue>,
+        pulls: Option<SqsQueue>,
         secrets: Arc<shared::secrets::aws::SecretsManagerSource>,
     },
 }
@@ -82,9 +91,12 @@ impl Backend {
                     .with_context(|| format!("opening the store {}", args.store.display()))?;
                 let queue = EmbeddedQueue::open(&args.store, LOCAL_MAX_RECEIVES)
                     .with_context(|| format!("opening the queue in {}", args.store.display()))?;
+                let pulls = EmbeddedQueue::open_pulls(&args.store, LOCAL_PULL_MAX_RECEIVES)
+                    .with_context(|| format!("opening the pull queue in {}", args.store.display()))?;
                 Ok(Self::Local {
                     store: Store::new(Arc::new(table), Arc::new(SystemClock)),
                     queue,
+                    pulls,
                 })
             }
             BackendKind::Aws => {
@@ -100,6 +112,10 @@ impl Backend {
                         .map(|u| shared::aws_config::sqs_queue(&sdk, u)),
                     dlq: args
                         .dlq_url
+                        .as_deref()
+                        .map(|u| shared::aws_config::sqs_queue(&sdk, u)),
+                    pulls: args
+                        .pull_queue_url
                         .as_deref()
                         .map(|u| shared::aws_config::sqs_queue(&sdk, u)),
                     secrets: Arc::new(shared::aws_config::secrets_manager(
@@ -134,6 +150,14 @@ impl Backend {
             Self::Aws { queue: None, .. } => {
                 bail!("the AWS backend needs --queue-url or WRITE_BACK_QUEUE_URL")
             }
+        }
+    }
+
+    /// The pull queue, when there is one (always locally; with `--pull-queue-url` on AWS).
+    pub fn pulls(&self) -> Option<&dyn JobQueue> {
+        match self {
+            Self::Local { pulls, .. } => Some(pulls),
+            Self::Aws { pulls, .. } => pulls.as_ref().map(|q| q as &dyn JobQueue),
         }
     }
 

@@ -17,6 +17,9 @@ use shared::pull::handler::{PullConfig, PullPorts, PullRequest, handle};
 use shared::pull::paging::{self, Next};
 use shared::pull::reconcile::{self as reconciling, ReconcileDeps, ReconcileOptions};
 use shared::queue::{JobQueue, Outgoing};
+use shared::schedule::{
+    Handled, PullKind, SweepPorts, WorkerConfig, WorkerPorts, handle_message, seed, take_over,
+};
 use shared::records::{OrderRecord, OrderState};
 use shared::secrets::{ExposeSecret, SecretString};
 use shared::settings::IntegrationSettings;
@@ -53,11 +56,42 @@ async fn integration(backend: &Backend, id: &str) -> anyhow::Result<IntegrationS
 pub async fn put(backend: &Backend, file: &Path, out: &Output) -> anyhow::Result<()> {
     let settings = read_settings(file)?;
     backend.store().put_integration(&settings).await?;
+    let scheduled = if settings.enabled {
+        Some(start_pulls(backend, &settings.id).await?)
+    } else {
+        None
+    };
     out.line(
-        &format!("saved integration {}", settings.id),
-        json!({"saved": settings.id}),
+        &format!(
+            "saved integration {}{}",
+            settings.id,
+            scheduled.unwrap_or_default()
+        ),
+        json!({"saved": settings.id, "pulls_started": settings.enabled}),
     );
     Ok(())
+}
+
+/// Starts an integration's chain of pull messages: its first message is sent now, or, with no
+/// pull queue to send on, its schedule is made due now for the sweeper to start. Says which.
+pub async fn start_pulls(backend: &Backend, id: &str) -> anyhow::Result<&'static str> {
+    let store = backend.store();
+    Ok(match backend.pulls() {
+        Some(pulls) => {
+            let ports = SweepPorts {
+                integrations: store,
+                schedules: store,
+                pulls,
+                clock: &SystemClock,
+            };
+            seed(ports, id, PullKind::Seed).await?;
+            "; its first pull is queued"
+        }
+        None => {
+            take_over(store, &SystemClock, id, PullKind::Seed).await?;
+            "; no pull queue given (--pull-queue-url): the sweeper starts its pulls on its next run after the grace period"
+        }
+    })
 }
 
 /// `integrations get ID`.
@@ -258,8 +292,39 @@ pub async fn sync_now(backend: &Backend, id: &str, out: &Output) -> anyhow::Resu
         clock: &SystemClock,
         metrics: &LogMetrics,
     };
-    let summaries = handle(PullRequest::One(id.into()), ports, &config, None).await?;
-    let Some(s) = summaries.first() else {
+    let summary = match backend.pulls() {
+        // A sync-now message, handled here: the chain goes on from it on the pull queue.
+        Some(pulls) => {
+            let message = take_over(backend.store(), &SystemClock, id, PullKind::SyncNow).await?;
+            let worker = WorkerPorts {
+                pull: ports,
+                schedules: backend.store(),
+                pulls,
+            };
+            let handling = WorkerConfig {
+                concurrency: 1,
+                owner: config.owner.clone(),
+                margin: config.margin,
+                ..WorkerConfig::default()
+            };
+            match handle_message(&message.body(), worker, &handling, None).await? {
+                Handled::Pulled { summary, .. } => Some(*summary),
+                Handled::Busy => bail!("another pull of {id} is running (its lease is held); try again when it ends"),
+                Handled::Dropped { reason } => bail!("{id} was not pulled: {reason}"),
+                Handled::Replaced => bail!("{id} was pulled, but a newer sync-now took over its schedule"),
+                Handled::NotSent { summary, error } => {
+                    eprintln!("note: the next pull message was not sent ({error}); the sweeper re-seeds {id}");
+                    Some(*summary)
+                }
+                Handled::Stale | Handled::Early { .. } => bail!("{id}: the schedule changed before the pull"),
+            }
+        }
+        None => handle(PullRequest::One(id.into()), ports, &config, None)
+            .await?
+            .into_iter()
+            .next(),
+    };
+    let Some(s) = summary.as_ref() else {
         bail!("nothing pulled");
     };
     if out.json {

@@ -249,7 +249,6 @@ pub async fn run(keep_running: bool) -> anyhow::Result<bool> {
     let config = LocalConfig {
         store: dir.path().join("demo.sqlite3"),
         listen: "127.0.0.1:0".parse()?,
-        pull_interval_seconds: 3600,
         write_back_retry_seconds: 2,
         claim_hold_seconds: 30,
         shopify_trigger_url_template: cin7.shopify_template(),

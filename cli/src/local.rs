@@ -1,5 +1,6 @@
-//! Local mode: the same core on one machine — the embedded store and queue, an internal
-//! scheduler running the pull, a local HTTP listener for the webhook (same route, same
+//! Local mode: the same core on one machine — the embedded store and queues, the pull worker
+//! over the embedded pull queue (each integration's next pull a delayed message, as in AWS)
+//! with the sweeper every minute, a local HTTP listener for the webhook (same route, same
 //! answers as the Lambda), and a write-back worker. Shuts down gracefully: in-flight work
 //! finishes, and a restart resumes from the store.
 
@@ -10,7 +11,10 @@ use shared::clock::SystemClock;
 use shared::metrics::LogMetrics;
 use shared::pull::handler::{PullConfig, PullPorts, PullRequest, handle as pull};
 use shared::queue::embedded::EmbeddedQueue;
-use shared::queue::{JobSource, QueuedJob};
+use shared::queue::{JobSource, QueuedJob, Received};
+use shared::schedule::{
+    PullKind, SweepConfig, SweepPorts, WorkerConfig, WorkerPorts, handle_batch, seed, sweep,
+};
 use shared::secrets::SecretSource;
 use shared::settings::IntegrationSettings;
 use shared::store::Store;
@@ -35,9 +39,6 @@ pub struct LocalConfig {
     /// Where the webhook listener binds.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// How often the pull runs.
-    #[serde(default = "default_interval")]
-    pub pull_interval_seconds: u64,
     /// How long a failed write-back waits before it is retried.
     #[serde(default = "default_visibility")]
     pub write_back_retry_seconds: u64,
@@ -58,9 +59,6 @@ fn default_store() -> PathBuf {
 }
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8787))
-}
-fn default_interval() -> u64 {
-    300
 }
 fn default_visibility() -> u64 {
     30
@@ -98,6 +96,28 @@ pub struct LocalRuntime {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// How often local mode's sweeper runs.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// The sweeper's ports over local mode's store and pull queue.
+fn sweep_ports<'a>(store: &'a Store, pulls: &'a EmbeddedQueue) -> SweepPorts<'a> {
+    SweepPorts {
+        integrations: store,
+        schedules: store,
+        pulls,
+        clock: &SystemClock,
+    }
+}
+
+/// Acknowledges the received messages that did not fail.
+async fn acknowledge(queue: &EmbeddedQueue, received: &[Received], failed: &[String]) {
+    for r in received.iter().filter(|r| !failed.contains(&r.message_id)) {
+        if let Err(e) = queue.ack(&r.receipt).await {
+            tracing::error!(error = %e, message_id = %r.message_id, "could not acknowledge");
+        }
+    }
+}
+
 /// The pull's ports over local mode's store, queue and clients.
 fn pull_ports<'a>(
     store: &'a Store,
@@ -115,8 +135,8 @@ fn pull_ports<'a>(
 }
 
 impl LocalRuntime {
-    /// Opens the store, saves the configured integrations, and starts the listener, the
-    /// scheduler and the write-back worker.
+    /// Opens the store, saves the configured integrations and starts each one's pulls, and
+    /// starts the listener, the pull worker, the sweeper and the write-back worker.
     pub async fn start(
         config: &LocalConfig,
         secrets: Arc<dyn SecretSource>,
@@ -124,8 +144,13 @@ impl LocalRuntime {
         let table = shared::store::sqlite::SqliteTable::open(&config.store)?;
         let store = Store::new(Arc::new(table), Arc::new(shared::clock::SystemClock));
         let queue = EmbeddedQueue::open(&config.store, crate::backend::LOCAL_MAX_RECEIVES)?;
+        let pulls =
+            EmbeddedQueue::open_pulls(&config.store, crate::backend::LOCAL_PULL_MAX_RECEIVES)?;
         for s in &config.integrations {
             store.put_integration(s).await?;
+            if s.enabled {
+                seed(sweep_ports(&store, &pulls), &s.id, PullKind::Seed).await?;
+            }
         }
         let clients = Arc::new(ClientCache::new(
             Arc::new(store.clone()),
@@ -159,34 +184,61 @@ impl LocalRuntime {
             }
         }));
 
-        let (store_p, clients_p, queue_p, mut stop_p) = (
+        let (store_p, clients_p, queue_p, pulls_p, mut stop_p) = (
             store.clone(),
             clients.clone(),
             queue.clone(),
+            pulls.clone(),
             stopped.clone(),
         );
         let runtime_clients = clients.clone();
-        let owner_p = owner.clone();
-        let interval = Duration::from_secs(config.pull_interval_seconds.max(1));
+        let worker_config = WorkerConfig {
+            concurrency: 4,
+            margin: Duration::from_secs(5),
+            owner: owner.clone(),
+            ..WorkerConfig::default()
+        };
         tasks.push(tokio::spawn(async move {
-            let config = PullConfig {
-                concurrency: 2,
-                margin: Duration::from_secs(5),
-                owner: owner_p,
-            };
+            // Received pull messages stay hidden this long: a pull killed with the process is
+            // tried again after it.
+            let visibility = Duration::from_secs(300);
             loop {
-                let ports = pull_ports(&store_p, &clients_p, &queue_p);
-                match pull(PullRequest::All, ports, &config, None).await {
-                    Ok(summaries) => {
-                        for s in summaries {
-                            tracing::info!(integration = %s.integration, outcome = ?s.outcome, published = s.published, reconciled = s.reconciled, "scheduled pull");
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "scheduled pull failed"),
+                if *stop_p.borrow() {
+                    break;
                 }
+                let received = match pulls_p.receive(10, visibility).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "pull queue unavailable");
+                        Vec::new()
+                    }
+                };
+                if received.is_empty() {
+                    tokio::select! {
+                        _ = stop_p.wait_for(|s| *s) => break,
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                    continue;
+                }
+                let worker = WorkerPorts {
+                    pull: pull_ports(&store_p, &clients_p, &queue_p),
+                    schedules: &store_p,
+                    pulls: &pulls_p,
+                };
+                let batch = received.iter().map(QueuedJob::from).collect();
+                let failed = handle_batch(batch, worker, &worker_config, None).await;
+                acknowledge(&pulls_p, &received, &failed).await;
+            }
+        }));
+        let (store_s, pulls_s, mut stop_s) = (store.clone(), pulls.clone(), stopped.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
                 tokio::select! {
-                    _ = stop_p.wait_for(|s| *s) => break,
-                    _ = tokio::time::sleep(interval) => {}
+                    _ = stop_s.wait_for(|s| *s) => break,
+                    _ = tokio::time::sleep(SWEEP_EVERY) => {}
+                }
+                if let Err(e) = sweep(sweep_ports(&store_s, &pulls_s), SweepConfig::default()).await {
+                    tracing::error!(error = %e, "sweep failed");
                 }
             }
         }));
@@ -230,11 +282,7 @@ impl LocalRuntime {
                     metrics: &LogMetrics,
                 };
                 let failed = write_back(batch, ports, &wb).await;
-                for r in received.iter().filter(|r| !failed.contains(&r.message_id)) {
-                    if let Err(e) = queue_w.ack(&r.receipt).await {
-                        tracing::error!(error = %e, message_id = %r.message_id, "could not acknowledge");
-                    }
-                }
+                acknowledge(&queue_w, &received, &failed).await;
             }
         }));
         Ok(Self {
@@ -248,8 +296,8 @@ impl LocalRuntime {
         })
     }
 
-    /// Runs one pull of every enabled integration now, beside the scheduler's (the lease keeps
-    /// them single-flight), with its reconcile.
+    /// Runs one pull of every enabled integration now, beside the pull worker's (the lease
+    /// keeps them single-flight), with its reconcile.
     pub async fn pull_now(&self) -> anyhow::Result<Vec<shared::pull::PullSummary>> {
         let config = PullConfig {
             concurrency: 2,
@@ -283,10 +331,9 @@ pub async fn serve(config_path: &std::path::Path) -> anyhow::Result<()> {
     let config = LocalConfig::read(config_path)?;
     let runtime = LocalRuntime::start(&config, Arc::new(shared::secrets::env::EnvSecrets)).await?;
     println!(
-        "cin7-gss local mode: store {}, webhook listener http://{}, pull every {} s",
+        "cin7-gss local mode: store {}, webhook listener http://{}, each integration pulled on its own schedule (import.business_hours)",
         config.store.display(),
         runtime.addr,
-        config.pull_interval_seconds
     );
     for s in &config.integrations {
         println!(

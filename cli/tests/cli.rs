@@ -374,7 +374,7 @@ async fn serve_killed_and_restarted_publishes_and_dispatches_once() {
         port,
         &cin7,
         &gss,
-        "pull_interval_seconds = 1\nwrite_back_retry_seconds = 1\nclaim_hold_seconds = 3",
+        "write_back_retry_seconds = 1\nclaim_hold_seconds = 3",
     );
     gss.set_webhook(Some(WebhookTarget {
         url: format!("http://127.0.0.1:{port}/webhooks/gosweetspot/acme"),
@@ -490,7 +490,7 @@ async fn a_webhook_flood_against_the_local_listener() {
         port,
         &cin7,
         &gss,
-        "pull_interval_seconds = 3600",
+        "",
     );
     let serve = spawn_serve(&config, &store);
     wait_for("the first pull", 30, || gss.packing_slips().len() == 5).await;

@@ -13,5 +13,5 @@ pub mod sweeper;
 pub mod worker;
 
 pub use message::{PullKind, PullMessage};
-pub use sweeper::{SweepConfig, SweepPorts, SweepSummary, seed, sweep};
+pub use sweeper::{SweepConfig, SweepPorts, SweepSummary, seed, sweep, take_over};
 pub use worker::{Handled, WorkerConfig, WorkerPorts, handle_batch, handle_message};

@@ -80,38 +80,74 @@ pub async fn seed(
             return Ok(m);
         }
     }
-    Err(SweepError::Store(StoreError::Unavailable(format!(
-        "the schedule of {integration:?} changed {SEED_ATTEMPTS} times while it was seeded"
-    ))))
+    Err(SweepError::Store(changing(integration)))
 }
 
 /// How often seeding reads the schedule again when it changed underneath.
 const SEED_ATTEMPTS: usize = 5;
 
-/// Replaces the schedule as read (`existing`) with a new chain due now and sends its first
-/// message; `None` when the schedule changed since it was read.
+/// Replaces the schedule as read (`existing`) with a new chain due now; `None` when the
+/// schedule changed since it was read. The chain's first message is the caller's to send.
+async fn replace_chain(
+    schedules: &dyn Schedules,
+    clock: &dyn Clock,
+    integration: &str,
+    existing: Option<&Schedule>,
+    kind: PullKind,
+) -> Result<Option<PullMessage>, StoreError> {
+    let message = PullMessage::new(integration, kind);
+    let mut schedule = Schedule {
+        token: message.token.clone(),
+        next_pull_due: clock.now(),
+        last_activity: existing.and_then(|s| s.last_activity),
+        last_pull: existing.and_then(|s| s.last_pull),
+        version: existing.map_or(0, |s| s.version),
+        indexed_bucket: existing.and_then(|s| s.indexed_bucket),
+    };
+    Ok(schedules
+        .save_schedule(integration, &mut schedule)
+        .await?
+        .then_some(message))
+}
+
+/// Starts a new chain whose first message this process handles itself ("sync now" in the
+/// CLI): the schedule takes the message's token, and nothing is sent.
+pub async fn take_over(
+    schedules: &dyn Schedules,
+    clock: &dyn Clock,
+    integration: &str,
+    kind: PullKind,
+) -> Result<PullMessage, StoreError> {
+    for _ in 0..SEED_ATTEMPTS {
+        let existing = schedules.get_schedule(integration).await?;
+        if let Some(m) =
+            replace_chain(schedules, clock, integration, existing.as_ref(), kind).await?
+        {
+            return Ok(m);
+        }
+    }
+    Err(changing(integration))
+}
+
+fn changing(integration: &str) -> StoreError {
+    StoreError::Unavailable(format!(
+        "the schedule of {integration:?} changed {SEED_ATTEMPTS} times while it was seeded"
+    ))
+}
+
+/// Replaces the schedule as read with a new chain due now and sends its first message; `None`
+/// when the schedule changed since it was read.
 async fn seed_from(
     ports: SweepPorts<'_>,
     integration: &str,
     existing: Option<&Schedule>,
     kind: PullKind,
 ) -> Result<Option<PullMessage>, SweepError> {
-    let message = PullMessage::new(integration, kind);
-    let mut schedule = Schedule {
-        token: message.token.clone(),
-        next_pull_due: ports.clock.now(),
-        last_activity: existing.and_then(|s| s.last_activity),
-        last_pull: existing.and_then(|s| s.last_pull),
-        version: existing.map_or(0, |s| s.version),
-        indexed_bucket: existing.and_then(|s| s.indexed_bucket),
-    };
-    if !ports
-        .schedules
-        .save_schedule(integration, &mut schedule)
-        .await?
-    {
+    let Some(message) =
+        replace_chain(ports.schedules, ports.clock, integration, existing, kind).await?
+    else {
         return Ok(None);
-    }
+    };
     ports
         .pulls
         .send(&[Outgoing {

@@ -77,7 +77,10 @@ pub enum Handled {
     Replaced,
     /// Pulled and rescheduled, but the next message could not be sent: the sweeper re-seeds
     /// the integration once it is overdue.
-    NotSent { error: String },
+    NotSent {
+        summary: Box<PullSummary>,
+        error: String,
+    },
     /// Not the integration's current chain: dropped.
     Stale,
     /// Arrived before its pull was due (delays are at most 15 minutes): sent again for the rest.
@@ -246,6 +249,7 @@ pub async fn handle_message(
     if let Err(e) = sent {
         tracing::error!(integration = id, error = %e, "next pull message not sent; the sweeper re-seeds the integration once it is overdue");
         return Ok(Handled::NotSent {
+            summary: Box::new(summary),
             error: e.to_string(),
         });
     }
