@@ -92,7 +92,9 @@ impl Backend {
                 let queue = EmbeddedQueue::open(&args.store, LOCAL_MAX_RECEIVES)
                     .with_context(|| format!("opening the queue in {}", args.store.display()))?;
                 let pulls = EmbeddedQueue::open_pulls(&args.store, LOCAL_PULL_MAX_RECEIVES)
-                    .with_context(|| format!("opening the pull queue in {}", args.store.display()))?;
+                    .with_context(|| {
+                        format!("opening the pull queue in {}", args.store.display())
+                    })?;
                 Ok(Self::Local {
                     store: Store::new(Arc::new(table), Arc::new(SystemClock)),
                     queue,

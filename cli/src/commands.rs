@@ -17,10 +17,10 @@ use shared::pull::handler::{PullConfig, PullPorts, PullRequest, handle};
 use shared::pull::paging::{self, Next};
 use shared::pull::reconcile::{self as reconciling, ReconcileDeps, ReconcileOptions};
 use shared::queue::{JobQueue, Outgoing};
+use shared::records::{OrderRecord, OrderState};
 use shared::schedule::{
     Handled, PullKind, SweepPorts, WorkerConfig, WorkerPorts, handle_message, seed, take_over,
 };
-use shared::records::{OrderRecord, OrderState};
 use shared::secrets::{ExposeSecret, SecretString};
 use shared::settings::IntegrationSettings;
 use shared::store::prelude::*;
@@ -309,14 +309,22 @@ pub async fn sync_now(backend: &Backend, id: &str, out: &Output) -> anyhow::Resu
             };
             match handle_message(&message.body(), worker, &handling, None).await? {
                 Handled::Pulled { summary, .. } => Some(*summary),
-                Handled::Busy => bail!("another pull of {id} is running (its lease is held); try again when it ends"),
+                Handled::Busy => bail!(
+                    "another pull of {id} is running (its lease is held); try again when it ends"
+                ),
                 Handled::Dropped { reason } => bail!("{id} was not pulled: {reason}"),
-                Handled::Replaced => bail!("{id} was pulled, but a newer sync-now took over its schedule"),
+                Handled::Replaced => {
+                    bail!("{id} was pulled, but a newer sync-now took over its schedule")
+                }
                 Handled::NotSent { summary, error } => {
-                    eprintln!("note: the next pull message was not sent ({error}); the sweeper re-seeds {id}");
+                    eprintln!(
+                        "note: the next pull message was not sent ({error}); the sweeper re-seeds {id}"
+                    );
                     Some(*summary)
                 }
-                Handled::Stale | Handled::Early { .. } => bail!("{id}: the schedule changed before the pull"),
+                Handled::Stale | Handled::Early { .. } => {
+                    bail!("{id}: the schedule changed before the pull")
+                }
             }
         }
         None => handle(PullRequest::One(id.into()), ports, &config, None)

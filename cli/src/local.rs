@@ -237,7 +237,8 @@ impl LocalRuntime {
                     _ = stop_s.wait_for(|s| *s) => break,
                     _ = tokio::time::sleep(SWEEP_EVERY) => {}
                 }
-                if let Err(e) = sweep(sweep_ports(&store_s, &pulls_s), SweepConfig::default()).await {
+                if let Err(e) = sweep(sweep_ports(&store_s, &pulls_s), SweepConfig::default()).await
+                {
                     tracing::error!(error = %e, "sweep failed");
                 }
             }

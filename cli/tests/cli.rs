@@ -485,13 +485,7 @@ async fn a_webhook_flood_against_the_local_listener() {
     }
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let (config, store) = serve_config(
-        dir.path(),
-        port,
-        &cin7,
-        &gss,
-        "",
-    );
+    let (config, store) = serve_config(dir.path(), port, &cin7, &gss, "");
     let serve = spawn_serve(&config, &store);
     wait_for("the first pull", 30, || gss.packing_slips().len() == 5).await;
     let url = format!("http://127.0.0.1:{port}/webhooks/gosweetspot/acme");

@@ -507,6 +507,71 @@ pub async fn daily_call_counter_adds_atomically(table: Arc<dyn Table>) {
     );
 }
 
+pub async fn schedules_are_versioned_and_indexed_by_due_time(table: Arc<dyn Table>) {
+    use shared::store::{DUE_BUCKET_SECONDS, DueEntry, Schedule, due_bucket};
+    let (store, clock) = store(table);
+    assert_eq!(store.get_schedule("acme").await.unwrap(), None);
+    let due = clock.now() + chrono::Duration::minutes(1);
+    let mut first = Schedule {
+        token: "t1".into(),
+        next_pull_due: due,
+        last_activity: None,
+        last_pull: None,
+        version: 0,
+        indexed_bucket: None,
+    };
+    assert!(store.save_schedule("acme", &mut first).await.unwrap());
+    let read = store.get_schedule("acme").await.unwrap().unwrap();
+    assert_eq!((read.token.as_str(), read.version), ("t1", 1));
+    assert_eq!(read.indexed_bucket, Some(due_bucket(due)));
+    let entry = |bucket| DueEntry {
+        bucket,
+        integration: "acme".into(),
+    };
+    assert_eq!(
+        store.due_entries(due_bucket(due)).await.unwrap(),
+        vec![entry(due_bucket(due))]
+    );
+    // A writer holding the old version loses: the chain is someone else's.
+    let mut stale = Schedule {
+        token: "t-stale".into(),
+        version: 0,
+        ..read.clone()
+    };
+    assert!(!store.save_schedule("acme", &mut stale).await.unwrap());
+    // Moving the due time to another bucket moves the index entry.
+    let later = due + chrono::Duration::seconds(3 * DUE_BUCKET_SECONDS);
+    let mut moved = Schedule {
+        token: "t2".into(),
+        next_pull_due: later,
+        ..read
+    };
+    assert!(store.save_schedule("acme", &mut moved).await.unwrap());
+    assert!(store.due_entries(due_bucket(due)).await.unwrap().is_empty());
+    assert_eq!(
+        store.due_entries(due_bucket(later)).await.unwrap(),
+        vec![entry(due_bucket(later))]
+    );
+    assert_eq!(
+        store.get_schedule("acme").await.unwrap().unwrap().token,
+        "t2"
+    );
+    store
+        .drop_due_entry(&entry(due_bucket(later)))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .due_entries(due_bucket(later))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.sweep_cursor().await.unwrap(), None);
+    store.put_sweep_cursor(42).await.unwrap();
+    assert_eq!(store.sweep_cursor().await.unwrap(), Some(42));
+}
+
 /// Instantiates the suite for one adapter: `store_suite!(async { Arc<dyn Table> })`.
 #[macro_export]
 macro_rules! store_suite {
@@ -519,7 +584,8 @@ macro_rules! store_suite {
             lease_is_single_flight_and_expires,
             idempotency_follows_the_powertools_contract,
             rate_window_holds_across_concurrent_tasks,
-            daily_call_counter_adds_atomically);
+            daily_call_counter_adds_atomically,
+            schedules_are_versioned_and_indexed_by_due_time);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(

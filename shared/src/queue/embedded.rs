@@ -60,8 +60,7 @@ impl EmbeddedQueue {
     fn open_table(path: &Path, table: &'static str, max_receives: u32) -> Result<Self, QueueError> {
         let conn = open_connection(path).map_err(unavailable)?;
         conn.execute_batch(
-            &format!(
-                "CREATE TABLE IF NOT EXISTS jobs (
+            &"CREATE TABLE IF NOT EXISTS jobs (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 integration_id TEXT NOT NULL,
                 body TEXT NOT NULL,
@@ -71,8 +70,7 @@ impl EmbeddedQueue {
                 dead INTEGER NOT NULL DEFAULT 0
             );
             CREATE INDEX IF NOT EXISTS jobs_visible ON jobs (dead, visible_at_ms);"
-            )
-            .replace("jobs", table),
+                .replace("jobs", table),
         )
         .map_err(unavailable)?;
         Ok(Self {

@@ -42,7 +42,7 @@ pub struct WorkerConfig {
     pub lease_ttl: Duration,
     /// Stop this long before the deadline.
     pub margin: Duration,
-    /// Names leases (unique per process start).
+    /// Names leases (unique per process start; each message's pull adds its own suffix).
     pub owner: String,
     /// CIN7's daily call limit.
     pub daily_limit: i64,
@@ -187,7 +187,9 @@ pub async fn handle_message(
         return Ok(Handled::Early { delay });
     }
     let options = PullOptions {
-        owner: config.owner.clone(),
+        // Unique to this handling: two deliveries of one message in one process (a batch is
+        // handled concurrently) must not share the lease, as its owner may renew it.
+        owner: format!("{}/{}", config.owner, uuid::Uuid::new_v4().simple()),
         deadline,
         margin: config.margin,
         lease_ttl: config.lease_ttl,
