@@ -690,6 +690,50 @@ async fn sqs_sends_in_batches_of_ten_and_each_message_arrives_once() {
 }
 
 #[tokio::test]
+async fn sqs_delays_a_message_and_groups_it_by_integration() {
+    let client = sqs_client(None).await;
+    let c = client.clone();
+    with_queues(client, &[None], move |urls| async move {
+        let q = SqsQueue::new(c.clone(), urls[0].clone())
+            .with_wait(Duration::ZERO)
+            .with_message_groups();
+        q.send(&[
+            Outgoing {
+                integration_id: "acme".into(),
+                body: "later".into(),
+                delay: Duration::from_secs(900),
+            },
+            Outgoing {
+                integration_id: "bolt".into(),
+                body: "now".into(),
+                ..Outgoing::default()
+            },
+        ])
+        .await
+        .unwrap();
+        let got = c
+            .receive_message()
+            .queue_url(&urls[0])
+            .max_number_of_messages(10)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId,
+            )
+            .send()
+            .await
+            .unwrap();
+        let messages = got.messages();
+        assert_eq!(messages.len(), 1, "the delayed message is not visible yet");
+        assert_eq!(messages[0].body(), Some("now"));
+        let group = messages[0]
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId))
+            .map(String::as_str);
+        assert_eq!(group, Some("bolt"), "grouped by integration");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn sqs_an_unacknowledged_message_reappears_after_its_visibility_timeout() {
     let client = sqs_client(None).await;
     let c = client.clone();

@@ -30,7 +30,7 @@ async fn main() -> Result<(), Error> {
     );
     let clients = ClientCache::shared(Arc::new(store.clone()), Arc::new(secrets));
     let queue = shared::aws_config::sqs_queue(&sdk, &config.write_back_queue_url);
-    let pulls = shared::aws_config::sqs_queue(&sdk, &config.pull_queue_url);
+    let pulls = shared::aws_config::sqs_queue(&sdk, &config.pull_queue_url).with_message_groups();
     let metrics = EmfStdout(Arc::new(SystemClock));
     let ports = PullPorts {
         integrations: &store,
