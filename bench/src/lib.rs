@@ -1,12 +1,14 @@
 //! What the cin7-gss benchmarks share: an in-memory store table, the lower bound of a call
 //! schedule under sliding-window limits, the call budget of `../shared/product.md`, the
 //! in-process end-to-end flow (pull → GoSweetSpot → ticketed → webhook → write-back) against
-//! the sandboxes, and a signed 50-shipment webhook delivery for latency measurements.
+//! the sandboxes, a signed 50-shipment webhook delivery for latency measurements, and the fleet
+//! simulation (many merchants in compressed time through the pull schedule).
 //!
 //! The `runner` bench (`benches/runner.rs`) and the `core` bench (`benches/core.rs`) use it;
 //! `make bench` runs both, in the bench profile. See `bench/README.md` for the method.
 
 pub mod bound;
+pub mod fleet;
 pub mod flow;
 pub mod mem_table;
 pub mod stats;
