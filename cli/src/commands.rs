@@ -509,6 +509,9 @@ pub async fn orders(
                 last_change(r)
                     .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                     .unwrap_or_default(),
+                r.freshness_seconds
+                    .map(|f| f.to_string())
+                    .unwrap_or_default(),
             ]
         })
         .collect();
@@ -523,7 +526,8 @@ pub async fn orders(
                 "reason",
                 "detail",
                 "consignments",
-                "changed (UTC)"
+                "changed (UTC)",
+                "freshness (s)"
             ],
             rows
         )
@@ -561,6 +565,13 @@ pub async fn explain(
         found.state,
         found.reason
     );
+    if let (Some(at), Some(f)) = (found.published_at, found.freshness_seconds) {
+        println!(
+            "in GoSweetSpot {} s after CIN7 last modified it (published {})",
+            f,
+            at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+    }
     println!("history:");
     for t in &found.history {
         println!(
