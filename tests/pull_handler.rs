@@ -102,11 +102,21 @@ async fn the_schedule_pulls_every_enabled_integration_and_isolates_failures() {
         Pacing::InProcess,
     )
     .await;
-    // The schedule's event is the sweeper's now; every enabled integration is pulled in
-    // process (local mode's and the CLI's "pull all").
+    // The schedule's event is the sweeper's now, an SQS event a batch of pull messages;
+    // every enabled integration is pulled in process here (local mode's and the CLI's "pull
+    // all").
     assert_eq!(
         parse_event(&fixture("order-pull-scheduled.json")).unwrap(),
         PullEvent::Sweep
+    );
+    let PullEvent::Messages(batch) = parse_event(&fixture("order-pull-messages.json")).unwrap()
+    else {
+        panic!("a batch of pull messages")
+    };
+    let message = shared::schedule::PullMessage::parse(&batch[0].body).unwrap();
+    assert_eq!(
+        (message.integration_id.as_str(), message.kind),
+        ("acme", shared::schedule::PullKind::Next)
     );
     let mut summaries = handle(PullRequest::All, w.ports(), &config(), None)
         .await
