@@ -109,6 +109,30 @@ fn sweep_ports<'a>(store: &'a Store, pulls: &'a EmbeddedQueue) -> SweepPorts<'a>
     }
 }
 
+/// The next non-empty batch of up to `max` messages, waiting for one; `None` once asked to
+/// stop.
+async fn next_batch(
+    queue: &EmbeddedQueue,
+    max: usize,
+    visibility: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Vec<Received>> {
+    loop {
+        if *stop.borrow() {
+            return None;
+        }
+        match queue.receive(max, visibility).await {
+            Ok(r) if !r.is_empty() => return Some(r),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "queue unavailable"),
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return None,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
 /// Acknowledges the received messages that did not fail.
 async fn acknowledge(queue: &EmbeddedQueue, received: &[Received], failed: &[String]) {
     for r in received.iter().filter(|r| !failed.contains(&r.message_id)) {
@@ -202,24 +226,7 @@ impl LocalRuntime {
             // Received pull messages stay hidden this long: a pull killed with the process is
             // tried again after it.
             let visibility = Duration::from_secs(300);
-            loop {
-                if *stop_p.borrow() {
-                    break;
-                }
-                let received = match pulls_p.receive(10, visibility).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(error = %e, "pull queue unavailable");
-                        Vec::new()
-                    }
-                };
-                if received.is_empty() {
-                    tokio::select! {
-                        _ = stop_p.wait_for(|s| *s) => break,
-                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    }
-                    continue;
-                }
+            while let Some(received) = next_batch(&pulls_p, 10, visibility, &mut stop_p).await {
                 let worker = WorkerPorts {
                     pull: pull_ports(&store_p, &clients_p, &queue_p),
                     schedules: &store_p,
@@ -255,24 +262,7 @@ impl LocalRuntime {
         let visibility = Duration::from_secs(config.write_back_retry_seconds.max(1));
         let (store_w, queue_w, mut stop_w) = (store.clone(), queue.clone(), stopped.clone());
         tasks.push(tokio::spawn(async move {
-            loop {
-                if *stop_w.borrow() {
-                    break;
-                }
-                let received = match queue_w.receive(100, visibility).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(error = %e, "queue unavailable");
-                        Vec::new()
-                    }
-                };
-                if received.is_empty() {
-                    tokio::select! {
-                        _ = stop_w.wait_for(|s| *s) => break,
-                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    }
-                    continue;
-                }
+            while let Some(received) = next_batch(&queue_w, 100, visibility, &mut stop_w).await {
                 let batch: Vec<QueuedJob> = received.iter().map(QueuedJob::from).collect();
                 let ports = WriteBackPorts {
                     integrations: &store_w,
