@@ -56,7 +56,9 @@ async fn main() {
         ),
         (
             "  others during the backlog import",
-            result.freshness_p95_s_others_during_backlog,
+            result
+                .freshness_p95_s_others_during_backlog
+                .unwrap_or(f64::NAN),
             Some(60.0),
         ),
         (
@@ -106,6 +108,7 @@ async fn main() {
         result.reseeded_by_sweeper,
         result.cin7_429s
     );
+    println!("  pull messages: {:?}", result.messages);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results.json");
     let mut results: Value = std::fs::read_to_string(&path)
         .ok()

@@ -31,6 +31,7 @@ use shared::schedule::{
 use shared::settings::IntegrationSettings;
 use shared::store::Store;
 use shared::store::prelude::*;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -106,7 +107,8 @@ pub struct FleetResult {
     pub freshness_p50_s: f64,
     pub freshness_p95_s: f64,
     pub freshness_p95_s_backlog_tenant_excluded: f64,
-    pub freshness_p95_s_others_during_backlog: f64,
+    /// `None` when no other merchant's order was ready during the import.
+    pub freshness_p95_s_others_during_backlog: Option<f64>,
     pub backlog_imported_s: Option<f64>,
     pub cin7_calls_per_idle_tenant_day: f64,
     pub cin7_calls_per_idle_tenant_day_policy: u32,
@@ -118,6 +120,8 @@ pub struct FleetResult {
     pub pull_lag_p95_s: f64,
     pub pull_gb_s_per_tenant_day: f64,
     pub reseeded_by_sweeper: usize,
+    /// What became of the pull messages handled, by kind (and a pull's outcome).
+    pub messages: BTreeMap<String, u64>,
     pub cin7_429s: usize,
 }
 
@@ -179,6 +183,97 @@ fn arrivals(
         }
     }
     out
+}
+
+/// Pull messages handled at once (the template's defaults allow 500: 50 invocations of 10).
+const IN_FLIGHT: usize = 64;
+
+/// What the handlings share.
+struct Pool {
+    store: Store,
+    clients: ClientCache,
+    jobs: crate::VecQueue,
+    pulls: EmbeddedQueue,
+    metrics: CapturedMetrics,
+    clock: Arc<ScaledClock>,
+    config: WorkerConfig,
+    backlog_id: String,
+    stats: Mutex<Stats>,
+}
+
+/// What the handlings measured.
+#[derive(Default)]
+struct Stats {
+    /// How late each message was taken after its pull was due (simulated).
+    lags: Vec<Duration>,
+    /// Each pull's handler time (wall).
+    times: Vec<Duration>,
+    tally: BTreeMap<String, u64>,
+    /// When the backlog merchant's import read to the end.
+    backlog_done: Option<DateTime<Utc>>,
+}
+
+impl Pool {
+    fn sweeper(&self) -> SweepPorts<'_> {
+        SweepPorts {
+            integrations: &self.store,
+            schedules: &self.store,
+            pulls: &self.pulls,
+            clock: self.clock.as_ref(),
+        }
+    }
+
+    fn worker(&self) -> WorkerPorts<'_> {
+        WorkerPorts {
+            pull: PullPorts {
+                integrations: &self.store,
+                store: &self.store,
+                clients: &self.clients,
+                queue: &self.jobs,
+                clock: self.clock.as_ref(),
+                metrics: &self.metrics,
+            },
+            schedules: &self.store,
+            pulls: &self.pulls,
+        }
+    }
+
+    /// Handles one message and records what became of it.
+    async fn handle(&self, r: shared::queue::Received) {
+        let lag = match self.store.get_schedule(&r.integration_id).await {
+            Ok(Some(s)) => (self.clock.now() - s.next_pull_due).to_std().ok(),
+            _ => None,
+        };
+        let job = QueuedJob::from(&r);
+        let began = Instant::now();
+        let handled = handle_message(&job.body, self.worker(), &self.config, None).await;
+        let took = began.elapsed();
+        let kind = match &handled {
+            Ok(Handled::Pulled { summary, .. }) => format!("pulled_{:?}", summary.outcome),
+            Ok(other) => format!("{other:?}")
+                .split([' ', '{', '('])
+                .next()
+                .unwrap_or_default()
+                .to_lowercase(),
+            Err(_) => "failed".into(),
+        };
+        {
+            let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+            *stats.tally.entry(kind).or_default() += 1;
+            if let Ok(Handled::Pulled { summary, .. }) = &handled {
+                stats.lags.extend(lag);
+                stats.times.push(took);
+                if summary.integration == self.backlog_id
+                    && summary.outcome == shared::pull::PullOutcome::Completed
+                {
+                    stats.backlog_done.get_or_insert(self.clock.now());
+                }
+            }
+        }
+        if handled.is_ok() {
+            let _ = self.pulls.ack(&r.receipt).await;
+        }
+    }
 }
 
 /// Runs the fleet.
@@ -252,11 +347,9 @@ pub async fn run(config: FleetConfig) -> FleetResult {
     )
     .with_cin7_windows(cin7_pacing)
     .with_gss_windows(gss_pacing, pull_share);
-    let jobs = crate::VecQueue::default();
     let pulls = EmbeddedQueue::open_pulls(&dir.path().join("pulls.sqlite3"), 3)
         .expect("the pull queue")
         .with_clock(clock.clone());
-    let metrics = CapturedMetrics::default();
     for t in &tenants {
         let mut settings: IntegrationSettings =
             integration_tests::sandbox_settings(&t.id, &t.cin7, &t.gss);
@@ -266,43 +359,33 @@ pub async fn run(config: FleetConfig) -> FleetResult {
             .await
             .expect("settings saved");
     }
-    let sweeper = SweepPorts {
-        integrations: &store,
-        schedules: &store,
-        pulls: &pulls,
-        clock: clock.as_ref(),
-    };
-    for t in &tenants {
-        seed(sweeper, &t.id, PullKind::Seed).await.expect("seeded");
+    let pool = Arc::new(Pool {
+        config: WorkerConfig {
+            slice_time: clock.real(Duration::from_secs(60)),
+            owner: "fleet".into(),
+            ..WorkerConfig::default()
+        },
+        store,
+        clients,
+        jobs: crate::VecQueue::default(),
+        pulls,
+        metrics: CapturedMetrics::default(),
+        clock: clock.clone(),
+        backlog_id: tenants[0].id.clone(),
+        stats: Mutex::default(),
+    });
+    // Every merchant but the backlog's from the start; the backlog merchant is enabled when
+    // the measured hours begin, its import then running beside everyone's polls.
+    for t in &tenants[1..] {
+        seed(pool.sweeper(), &t.id, PullKind::Seed)
+            .await
+            .expect("seeded");
     }
-    let worker_config = WorkerConfig {
-        slice_time: clock.real(Duration::from_secs(60)),
-        owner: "fleet".into(),
-        ..WorkerConfig::default()
-    };
-
     let done = AtomicBool::new(false);
-    let handler_times: Mutex<Vec<Duration>> = Mutex::new(Vec::new());
-    let pulled = AtomicU64::new(0);
     let reseeded = AtomicU64::new(0);
-    let backlog_done: Mutex<Option<DateTime<Utc>>> = Mutex::new(None);
     let measured_from = start + chrono::Duration::seconds((config.warmup_hours * 3600.0) as i64);
     let end = measured_from + chrono::Duration::seconds((config.simulated_hours * 3600.0) as i64);
-    let lags: Mutex<Vec<Duration>> = Mutex::new(Vec::new());
     let wall = Instant::now();
-    let ports = PullPorts {
-        integrations: &store,
-        store: &store,
-        clients: &clients,
-        queue: &jobs,
-        clock: clock.as_ref(),
-        metrics: &metrics,
-    };
-    let worker_ports = WorkerPorts {
-        pull: ports,
-        schedules: &store,
-        pulls: &pulls,
-    };
     // Orders appear in each merchant's CIN7 at their (simulated) arrival.
     let mut all_arrivals: Vec<(DateTime<Utc>, usize, i64)> = tenants
         .iter()
@@ -324,53 +407,48 @@ pub async fn run(config: FleetConfig) -> FleetResult {
                 .put_order(order(*id, &format!("{}-{id}", tenants[*n].id), *at));
         }
     };
-    let work = |_: usize| async {
+    let backlog = async {
+        tokio::time::sleep_until(clock.real_at(measured_from).into()).await;
+        seed(pool.sweeper(), &pool.backlog_id, PullKind::Seed)
+            .await
+            .expect("seeded");
+    };
+    // Each message is handled on a task of its own (as each Lambda invocation has its own
+    // CPU), at most `IN_FLIGHT` at once.
+    let permits = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let dispatch = async {
         while !done.load(Ordering::SeqCst) {
-            let received: Vec<shared::queue::Received> = pulls
-                .receive(10, Duration::from_secs(600))
-                .await
-                .unwrap_or_default();
+            let free = permits.available_permits().min(10);
+            let received = if free == 0 {
+                Vec::new()
+            } else {
+                pool.pulls
+                    .receive(free, Duration::from_secs(600))
+                    .await
+                    .unwrap_or_default()
+            };
             if received.is_empty() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(2)).await;
                 continue;
             }
-            let worker_config = &worker_config;
-            let (lags, store, clock) = (&lags, &store, &clock);
-            let handled = futures::future::join_all(received.iter().map(|r| async move {
-                let job = QueuedJob::from(r);
-                if let Ok(Some(s)) = store.get_schedule(&r.integration_id).await {
-                    let lag = (clock.now() - s.next_pull_due).to_std().unwrap_or_default();
-                    lags.lock().unwrap_or_else(|p| p.into_inner()).push(lag);
-                }
-                let began = Instant::now();
-                let handled = handle_message(&job.body, worker_ports, worker_config, None).await;
-                (r, began.elapsed(), handled)
-            }))
-            .await;
-            for (r, took, handled) in handled {
-                if let Ok(Handled::Pulled { summary, .. }) = &handled {
-                    pulled.fetch_add(1, Ordering::Relaxed);
-                    handler_times
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(took);
-                    if summary.integration == tenants[0].id
-                        && summary.outcome == shared::pull::PullOutcome::Completed
-                    {
-                        let mut done_at = backlog_done.lock().unwrap_or_else(|p| p.into_inner());
-                        done_at.get_or_insert(clock.now());
-                    }
-                }
-                if handled.is_ok() {
-                    let _ = pulls.ack(&r.receipt).await;
-                }
+            for r in received {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    pool.handle(r).await;
+                    drop(permit);
+                });
             }
         }
+        // The handlings still in flight finish.
+        let _ = permits.acquire_many(IN_FLIGHT as u32).await;
     };
     let sweeping = async {
         while !done.load(Ordering::SeqCst) {
             tokio::time::sleep(clock.real(Duration::from_secs(300))).await;
-            if let Ok(s) = sweep(sweeper, SweepConfig::default()).await {
+            if let Ok(s) = sweep(pool.sweeper(), SweepConfig::default()).await {
                 reseeded.fetch_add(s.reseeded.len() as u64, Ordering::Relaxed);
             }
         }
@@ -379,12 +457,13 @@ pub async fn run(config: FleetConfig) -> FleetResult {
         tokio::time::sleep_until(clock.real_at(end).into()).await;
         done.store(true, Ordering::SeqCst);
     };
-    let workers = futures::future::join_all((0..config.workers.max(1)).map(work));
-    tokio::join!(arrive, workers, sweeping, stop);
+    tokio::join!(arrive, backlog, dispatch, sweeping, stop);
     let wall_s = wall.elapsed().as_secs_f64();
+    let store = &pool.store;
+    let stats = std::mem::take(&mut *pool.stats.lock().unwrap_or_else(|p| p.into_inner()));
 
     // Freshness, read from the records: CIN7's modification → published, simulated seconds.
-    let backlog_done = *backlog_done.lock().unwrap_or_else(|p| p.into_inner());
+    let backlog_done = stats.backlog_done;
     let (mut all, mut others, mut during) = (Vec::new(), Vec::new(), Vec::new());
     let mut published = 0;
     let mut max_calls = 0i64;
@@ -403,7 +482,7 @@ pub async fn run(config: FleetConfig) -> FleetResult {
             all.push(f);
             if n != 0 {
                 others.push(f);
-                if backlog_done.is_none_or(|d| modified <= d) {
+                if backlog_done.is_none_or(|d| modified <= d) && config.backlog > 0 {
                     during.push(f);
                 }
             }
@@ -416,9 +495,7 @@ pub async fn run(config: FleetConfig) -> FleetResult {
     }
     let s = |d: Duration| d.as_secs_f64();
     let day = 24.0 / (config.warmup_hours + config.simulated_hours);
-    let times = handler_times
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
+    let times = &stats.times;
     let handler_total: Duration = times.iter().sum();
     let idle_day = idle_calls.iter().sum::<i64>() as f64 / idle_calls.len().max(1) as f64 * day;
     FleetResult {
@@ -431,22 +508,19 @@ pub async fn run(config: FleetConfig) -> FleetResult {
         freshness_p50_s: s(quantile(&all, 0.5)),
         freshness_p95_s: s(quantile(&all, 0.95)),
         freshness_p95_s_backlog_tenant_excluded: s(quantile(&others, 0.95)),
-        freshness_p95_s_others_during_backlog: s(quantile(&during, 0.95)),
-        backlog_imported_s: backlog_done.map(|d| (d - start).num_seconds() as f64),
+        freshness_p95_s_others_during_backlog: (!during.is_empty())
+            .then(|| s(quantile(&during, 0.95))),
+        backlog_imported_s: backlog_done.map(|d| (d - measured_from).num_seconds() as f64),
         cin7_calls_per_idle_tenant_day: idle_day,
         cin7_calls_per_idle_tenant_day_policy: idle_polls_a_day(start),
         cin7_budget_percent_max: max_calls as f64 / 5000.0 * 100.0,
-        pull_invocations_per_tenant_day: pulled.load(Ordering::Relaxed) as f64
-            / config.tenants as f64
-            * day,
-        pull_handler_ms_p50: quantile(&times, 0.5).as_secs_f64() * 1000.0,
-        pull_lag_p95_s: s(quantile(
-            &lags.into_inner().unwrap_or_else(|p| p.into_inner()),
-            0.95,
-        )),
+        pull_invocations_per_tenant_day: times.len() as f64 / config.tenants as f64 * day,
+        pull_handler_ms_p50: quantile(times, 0.5).as_secs_f64() * 1000.0,
+        pull_lag_p95_s: s(quantile(&stats.lags, 0.95)),
         // 256 MB functions: handler wall time × 0.25 GB, per merchant, per day.
         pull_gb_s_per_tenant_day: handler_total.as_secs_f64() * 0.25 / config.tenants as f64 * day,
         reseeded_by_sweeper: reseeded.load(Ordering::Relaxed) as usize,
+        messages: stats.tally,
         cin7_429s: tenants.iter().map(|t| t.cin7.harness().throttled()).sum(),
     }
 }
