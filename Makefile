@@ -40,7 +40,7 @@ bench: ## Benchmarks (BENCH_FULL=1: full sizes, real-time limits): prints a tabl
 	$(CARGO) build --release -p order-pull -p consignment-webhook -p write-back
 	$(CARGO) bench -p cin7-gss-bench --bench core
 	scripts/with-moto $(CARGO) bench -q -p cin7-gss-bench --bench runner
-	$(CARGO) bench -q -p cin7-gss-bench --bench fleet
+	ulimit -n 65536 2>/dev/null || ulimit -n "$$(ulimit -Hn)"; $(CARGO) bench -q -p cin7-gss-bench --bench fleet
 
 # ---- infrastructure: the SAM template, packaging, deployment (see README "Deployment")
 
