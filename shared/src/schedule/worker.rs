@@ -227,7 +227,7 @@ pub async fn handle_message(
     let following = PullMessage::new(id, next);
     let mut saved = Schedule {
         token: following.token.clone(),
-        next_pull_due: now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
+        next_pull_due: now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::days(1)),
         last_activity,
         last_pull: Some(now),
         version: schedule.as_ref().map_or(0, |s| s.version),
