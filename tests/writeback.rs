@@ -526,6 +526,11 @@ async fn a_batch_of_100_costs_one_shipment_read_and_one_put() {
         1,
         "one read of the 100 orders"
     );
+    assert_eq!(
+        rig.store.calls_today("acme").await.unwrap(),
+        2,
+        "the write-back's CIN7 calls count toward the daily limit"
+    );
     let dispatched = rig
         .store
         .list_orders("acme", Some(OrderState::Dispatched))

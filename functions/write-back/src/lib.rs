@@ -37,6 +37,7 @@ pub const DECLARATION: Declaration = Declaration {
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
         "secretsmanager:GetSecretValue",
     ],
     event_source_actions: &[

@@ -85,9 +85,10 @@ impl<T: Leases + CallBudget + ReconcileStore + ?Sized> PullStore for T {}
 pub trait WebhookStore: Integrations + Deliveries + SightingStore {}
 impl<T: Integrations + Deliveries + SightingStore + ?Sized> WebhookStore for T {}
 
-/// What the write-back touches: its claims and order records.
-pub trait WriteBackStore: Claims + Records {}
-impl<T: Claims + Records + ?Sized> WriteBackStore for T {}
+/// What the write-back touches: its claims, order records, and the CIN7 call budget (its
+/// calls count toward the integration's daily limit as the pull's do).
+pub trait WriteBackStore: Claims + Records + CallBudget {}
+impl<T: Claims + Records + CallBudget + ?Sized> WriteBackStore for T {}
 
 /// Everything the core keeps, over any [`Table`]: implements every port above.
 #[derive(Clone)]

@@ -120,7 +120,18 @@ async fn handle_integration(
         clock: ports.clock,
     };
     let jobs: Vec<WriteBackJob> = group.iter().map(|(_, j)| j.clone()).collect();
-    let outcomes = match run_batch(&deps, &settings, &jobs).await {
+    let ran = run_batch(&deps, &settings, &jobs).await;
+    // The write-back's CIN7 calls count toward the integration's daily limit, as the pull's do.
+    let cin7_calls = built.cin7.calls().total() - cin7_before;
+    if cin7_calls > 0
+        && let Err(e) = ports
+            .store
+            .count_calls(integration, i64::try_from(cin7_calls).unwrap_or(i64::MAX))
+            .await
+    {
+        tracing::warn!(integration, error = %e, cin7_calls, "could not count the write-back's CIN7 calls");
+    }
+    let outcomes = match ran {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(integration, error = %e, "store failed during write-back");
@@ -171,7 +182,7 @@ async fn handle_integration(
             ("WriteBacksDone", done),
             ("WriteBacksFailed", permanent),
             ("WriteBacksRetried", retried),
-            ("Cin7Calls", built.cin7.calls().total() - cin7_before),
+            ("Cin7Calls", cin7_calls),
         ],
     ));
     failed
