@@ -290,6 +290,13 @@ pub const SECRETS_CACHE_SECONDS: EnvVar = EnvVar {
     default: Some("300"),
 };
 
+/// Whether EMF metrics carry the integration as a dimension (a metric per merchant: off by
+/// default, see [`crate::metrics`]): every function reads it.
+pub const METRICS_PER_INTEGRATION: EnvVar = EnvVar {
+    name: "METRICS_PER_INTEGRATION",
+    default: Some("false"),
+};
+
 /// [`SECRETS_CACHE_SECONDS`]'s default, for a `Config` field's `#[serde(default = …)]`.
 pub fn default_secrets_cache_seconds() -> u64 {
     300

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use shared::app::{
-    Declaration, SECRETS_CACHE_SECONDS, TABLE_NAME, WRITE_BACK_QUEUE_URL,
+    Declaration, METRICS_PER_INTEGRATION, SECRETS_CACHE_SECONDS, TABLE_NAME, WRITE_BACK_QUEUE_URL,
     default_secrets_cache_seconds,
 };
 use shared::webhook::router::{WebhookState, for_api_gateway, router};
@@ -16,6 +16,9 @@ pub struct Config {
     pub write_back_queue_url: String,
     #[serde(default = "default_secrets_cache_seconds")]
     pub secrets_cache_seconds: u64,
+    /// EMF dimensions per integration (`METRICS_PER_INTEGRATION`, default false).
+    #[serde(default)]
+    pub metrics_per_integration: bool,
 }
 
 /// What the function calls and reads: its store (integrations, orders by packing slip, order
@@ -28,7 +31,12 @@ pub const DECLARATION: Declaration = Declaration {
         "sqs:SendMessage",
     ],
     event_source_actions: &[],
-    env: &[TABLE_NAME, WRITE_BACK_QUEUE_URL, SECRETS_CACHE_SECONDS],
+    env: &[
+        TABLE_NAME,
+        WRITE_BACK_QUEUE_URL,
+        SECRETS_CACHE_SECONDS,
+        METRICS_PER_INTEGRATION,
+    ],
 };
 
 /// The webhook router as API Gateway invokes it (see `shared::webhook::router`).

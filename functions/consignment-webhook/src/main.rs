@@ -6,7 +6,7 @@ use consignment_webhook::{Config, app};
 use lambda_http::Error;
 use shared::app::{config_from_env, init_failed};
 use shared::clock::SystemClock;
-use shared::metrics::EmfStdout;
+use shared::metrics::{Dimensions, EmfStdout};
 use shared::webhook::router::WebhookState;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +30,10 @@ async fn main() -> Result<(), Error> {
             &config.write_back_queue_url,
         )),
         clock: Arc::new(SystemClock),
-        metrics: Arc::new(EmfStdout(Arc::new(SystemClock))),
+        metrics: Arc::new(EmfStdout {
+            clock: Arc::new(SystemClock),
+            dimensions: Dimensions::per_integration(config.metrics_per_integration),
+        }),
     };
     lambda_http::run(app(state)).await
 }

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use shared::app::{
-    Declaration, EnvVar, SECRETS_CACHE_SECONDS, TABLE_NAME, WRITE_BACK_QUEUE_URL,
-    default_secrets_cache_seconds, process_owner,
+    Declaration, EnvVar, METRICS_PER_INTEGRATION, SECRETS_CACHE_SECONDS, TABLE_NAME,
+    WRITE_BACK_QUEUE_URL, default_secrets_cache_seconds, process_owner,
 };
 use shared::pull::handler::PullConfig;
 use shared::schedule::{SweepConfig, WorkerConfig};
@@ -30,6 +30,9 @@ pub struct Config {
     pub pull_sweep_grace_seconds: u64,
     #[serde(default = "default_secrets_cache_seconds")]
     pub secrets_cache_seconds: u64,
+    /// EMF dimensions per integration (`METRICS_PER_INTEGRATION`, default false).
+    #[serde(default)]
+    pub metrics_per_integration: bool,
 }
 
 fn default_concurrency() -> usize {
@@ -96,6 +99,7 @@ pub const DECLARATION: Declaration = Declaration {
             default: Some("120"),
         },
         SECRETS_CACHE_SECONDS,
+        METRICS_PER_INTEGRATION,
     ],
 };
 

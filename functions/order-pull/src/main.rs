@@ -8,7 +8,7 @@ use order_pull::Config;
 use serde_json::{Value, json};
 use shared::app::{ClientCache, config_from_env, deadline_from_epoch_ms, init_failed};
 use shared::clock::SystemClock;
-use shared::metrics::EmfStdout;
+use shared::metrics::{Dimensions, EmfStdout};
 use shared::pull::handler::{PullEvent, PullPorts, PullRequest, handle, parse_event};
 use shared::queue::sqs_response;
 use shared::schedule::{SweepPorts, WorkerPorts, handle_batch, sweep};
@@ -31,7 +31,10 @@ async fn main() -> Result<(), Error> {
     let clients = ClientCache::shared(Arc::new(store.clone()), Arc::new(secrets));
     let queue = shared::aws_config::sqs_queue(&sdk, &config.write_back_queue_url);
     let pulls = shared::aws_config::sqs_queue(&sdk, &config.pull_queue_url).with_message_groups();
-    let metrics = EmfStdout(Arc::new(SystemClock));
+    let metrics = EmfStdout {
+        clock: Arc::new(SystemClock),
+        dimensions: Dimensions::per_integration(config.metrics_per_integration),
+    };
     let ports = PullPorts {
         integrations: &store,
         store: &store,

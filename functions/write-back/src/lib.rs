@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use shared::app::{
-    Declaration, EnvVar, SECRETS_CACHE_SECONDS, TABLE_NAME, default_secrets_cache_seconds,
-    process_owner,
+    Declaration, EnvVar, METRICS_PER_INTEGRATION, SECRETS_CACHE_SECONDS, TABLE_NAME,
+    default_secrets_cache_seconds, process_owner,
 };
 use shared::writeback::DEFAULT_SHOPIFY_TEMPLATE;
 use shared::writeback::handler::WriteBackConfig;
@@ -21,6 +21,9 @@ pub struct Config {
     pub shopify_trigger_url_template: String,
     #[serde(default = "default_secrets_cache_seconds")]
     pub secrets_cache_seconds: u64,
+    /// EMF dimensions per integration (`METRICS_PER_INTEGRATION`, default false).
+    #[serde(default)]
+    pub metrics_per_integration: bool,
 }
 
 fn default_max_receives() -> u32 {
@@ -56,6 +59,7 @@ pub const DECLARATION: Declaration = Declaration {
             default: Some(DEFAULT_SHOPIFY_TEMPLATE),
         },
         SECRETS_CACHE_SECONDS,
+        METRICS_PER_INTEGRATION,
     ],
 };
 

@@ -6,7 +6,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::app::{ClientCache, config_from_env, init_failed};
 use shared::clock::SystemClock;
-use shared::metrics::EmfStdout;
+use shared::metrics::{Dimensions, EmfStdout};
 use shared::queue::{from_sqs, sqs_response};
 use shared::writeback::HttpShopifyTrigger;
 use shared::writeback::handler::{WriteBackPorts, handle};
@@ -29,7 +29,10 @@ async fn main() -> Result<(), Error> {
     );
     let clients = ClientCache::shared(Arc::new(store.clone()), Arc::new(secrets));
     let shopify = HttpShopifyTrigger::new(Duration::from_secs(10))?;
-    let metrics = EmfStdout(Arc::new(SystemClock));
+    let metrics = EmfStdout {
+        clock: Arc::new(SystemClock),
+        dimensions: Dimensions::per_integration(config.metrics_per_integration),
+    };
     let ports = WriteBackPorts {
         integrations: &store,
         store: &store,

@@ -304,13 +304,6 @@ pub(crate) async fn pull_one(
         integration: Some(id.to_string()),
         counts,
     });
-    if summary.reconciled > 0 {
-        // Across every integration, for the alarm; the log line of the reconcile names this one.
-        ports.metrics.emit(Counts::total(
-            FUNCTION,
-            &[("ConsignmentsReconciled", summary.reconciled as u64)],
-        ));
-    }
     summary
 }
 
