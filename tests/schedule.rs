@@ -10,7 +10,6 @@ use shared::app::{ClientCache, Pacing};
 use shared::clock::ManualClock;
 use shared::metrics::CapturedMetrics;
 use shared::pull::PullOutcome;
-use shared::pull::handler::PullPorts;
 use shared::queue::embedded::EmbeddedQueue;
 use shared::queue::{JobQueue, JobSource, Outgoing, QueueError, QueuedJob, Received};
 use shared::schedule::{
@@ -135,18 +134,14 @@ impl World {
     }
 
     fn worker(&self) -> WorkerPorts<'_> {
-        WorkerPorts {
-            pull: PullPorts {
-                integrations: &self.store,
-                store: &self.store,
-                clients: &self.clients,
-                queue: &self.jobs,
-                clock: self.clock.as_ref(),
-                metrics: &self.metrics,
-            },
-            schedules: &self.store,
-            pulls: &self.pulls,
-        }
+        WorkerPorts::over(
+            &self.store,
+            &self.clients,
+            &self.jobs,
+            &self.pulls,
+            self.clock.as_ref(),
+            &self.metrics,
+        )
     }
 
     async fn visible(&self) -> Vec<Received> {

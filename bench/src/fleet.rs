@@ -19,7 +19,6 @@ use serde::Serialize;
 use shared::app::{ClientCache, Pacing};
 use shared::clock::Clock;
 use shared::metrics::CapturedMetrics;
-use shared::pull::handler::PullPorts;
 use shared::queue::embedded::EmbeddedQueue;
 use shared::queue::{JobSource, QueuedJob};
 use shared::rate_limit::Window;
@@ -224,18 +223,14 @@ impl Pool {
     }
 
     fn worker(&self) -> WorkerPorts<'_> {
-        WorkerPorts {
-            pull: PullPorts {
-                integrations: &self.store,
-                store: &self.store,
-                clients: &self.clients,
-                queue: &self.jobs,
-                clock: self.clock.as_ref(),
-                metrics: &self.metrics,
-            },
-            schedules: &self.store,
-            pulls: &self.pulls,
-        }
+        WorkerPorts::over(
+            &self.store,
+            &self.clients,
+            &self.jobs,
+            &self.pulls,
+            self.clock.as_ref(),
+            &self.metrics,
+        )
     }
 
     /// Handles one message and records what became of it.

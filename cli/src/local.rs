@@ -227,11 +227,14 @@ impl LocalRuntime {
             // tried again after it.
             let visibility = Duration::from_secs(300);
             while let Some(received) = next_batch(&pulls_p, 10, visibility, &mut stop_p).await {
-                let worker = WorkerPorts {
-                    pull: pull_ports(&store_p, &clients_p, &queue_p),
-                    schedules: &store_p,
-                    pulls: &pulls_p,
-                };
+                let worker = WorkerPorts::over(
+                    &store_p,
+                    clients_p.as_ref(),
+                    &queue_p,
+                    &pulls_p,
+                    &SystemClock,
+                    &LogMetrics,
+                );
                 let batch = received.iter().map(QueuedJob::from).collect();
                 let failed = handle_batch(batch, worker, &worker_config, None).await;
                 acknowledge(&pulls_p, &received, &failed).await;

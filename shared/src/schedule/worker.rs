@@ -6,11 +6,13 @@
 
 use super::message::{PullKind, PullMessage};
 use super::policy::PollPolicy;
-use crate::metrics::Counts;
+use crate::app::ClientProvider;
+use crate::clock::Clock;
+use crate::metrics::{Counts, MetricsSink};
 use crate::pull::handler::{FUNCTION, PullPorts, pull_one};
 use crate::pull::{PullOptions, PullOutcome, PullSummary, Slice};
 use crate::queue::{JobQueue, MAX_DELAY, Outgoing, QueuedJob};
-use crate::store::{Schedule, Schedules, StoreError};
+use crate::store::{Integrations, PullStore, Schedule, Schedules, StoreError};
 use futures::StreamExt;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -25,6 +27,31 @@ pub struct WorkerPorts<'a> {
     pub schedules: &'a dyn Schedules,
     /// The pull queue the next messages go on.
     pub pulls: &'a dyn JobQueue,
+}
+
+impl<'a> WorkerPorts<'a> {
+    /// The worker's ports when one store keeps everything (local mode, the fleet bench, tests).
+    pub fn over<S: Integrations + PullStore + Schedules>(
+        store: &'a S,
+        clients: &'a dyn ClientProvider,
+        jobs: &'a dyn JobQueue,
+        pulls: &'a dyn JobQueue,
+        clock: &'a dyn Clock,
+        metrics: &'a dyn MetricsSink,
+    ) -> Self {
+        Self {
+            pull: PullPorts {
+                integrations: store,
+                store,
+                clients,
+                queue: jobs,
+                clock,
+                metrics,
+            },
+            schedules: store,
+            pulls,
+        }
+    }
 }
 
 /// The worker's fixed configuration.
