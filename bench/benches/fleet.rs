@@ -32,7 +32,6 @@ async fn main() {
         orders_per_day: 200.0,
         large_orders_per_day: 2_000.0,
         backlog: 10_000,
-        workers: 8,
         seed,
     };
     eprintln!(

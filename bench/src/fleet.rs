@@ -89,8 +89,6 @@ pub struct FleetConfig {
     pub large_orders_per_day: f64,
     /// The backlog merchant's import at the start.
     pub backlog: usize,
-    /// Pull worker tasks, each handling up to ten messages at once.
-    pub workers: usize,
     pub seed: u64,
 }
 

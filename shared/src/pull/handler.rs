@@ -186,23 +186,8 @@ pub async fn handle(
 
 fn failed(id: &str, error: String) -> PullSummary {
     PullSummary {
-        integration: id.to_string(),
-        outcome: PullOutcome::Failed,
-        seen: 0,
-        published: 0,
-        updated: 0,
-        unchanged: 0,
-        deleted: 0,
-        conflicts: 0,
-        failed: 0,
-        skipped: Default::default(),
-        cin7_calls: 0,
-        gss_calls: 0,
-        cursor: None,
-        reconciled: 0,
-        reconcile_error: None,
-        freshness_seconds: Vec::new(),
         error: Some(error),
+        ..PullSummary::of(id, PullOutcome::Failed)
     }
 }
 

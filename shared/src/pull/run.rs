@@ -112,8 +112,38 @@ pub struct PullSummary {
     /// Of each order this run published, how long after CIN7 last modified it (seconds).
     #[serde(skip)]
     pub freshness_seconds: Vec<i64>,
+    /// The integration's CIN7 calls today (UTC) as counted after this run's, when it made any
+    /// (what the schedule's budget reads, without reading the count again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cin7_calls_today: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl PullSummary {
+    /// A summary of nothing done yet, ending in `outcome`.
+    pub fn of(integration: &str, outcome: PullOutcome) -> Self {
+        Self {
+            integration: integration.to_string(),
+            outcome,
+            seen: 0,
+            published: 0,
+            updated: 0,
+            unchanged: 0,
+            deleted: 0,
+            conflicts: 0,
+            failed: 0,
+            skipped: BTreeMap::new(),
+            cin7_calls: 0,
+            gss_calls: 0,
+            cursor: None,
+            reconciled: 0,
+            reconcile_error: None,
+            freshness_seconds: Vec::new(),
+            cin7_calls_today: None,
+            error: None,
+        }
+    }
 }
 
 /// Why a pull could not even start or record.
@@ -250,25 +280,7 @@ pub async fn run_pull(
 ) -> Result<PullSummary, PullError> {
     let store = deps.store;
     let id = settings.id.clone();
-    let summary = PullSummary {
-        integration: id.clone(),
-        outcome: PullOutcome::Completed,
-        seen: 0,
-        published: 0,
-        updated: 0,
-        unchanged: 0,
-        deleted: 0,
-        conflicts: 0,
-        failed: 0,
-        skipped: BTreeMap::new(),
-        cin7_calls: 0,
-        gss_calls: 0,
-        cursor: None,
-        reconciled: 0,
-        reconcile_error: None,
-        freshness_seconds: Vec::new(),
-        error: None,
-    };
+    let summary = PullSummary::of(&id, PullOutcome::Completed);
     if !store
         .acquire_lease(&id, "pull", &options.owner, options.lease_ttl)
         .await?
@@ -356,7 +368,7 @@ pub async fn run_pull(
     let (cin7_calls, gss_calls) = (run.deps.calls)();
     let cin7_calls_now = cin7_calls.saturating_sub(calls_before);
     if cin7_calls_now > 0 {
-        store.count_calls(&id, cin7_calls_now as i64).await?;
+        run.summary.cin7_calls_today = Some(store.count_calls(&id, cin7_calls_now as i64).await?);
     }
     run.summary.cin7_calls = cin7_calls;
     run.summary.gss_calls = gss_calls;

@@ -245,7 +245,10 @@ pub async fn handle_message(
             tracing::warn!(integration = id, error = %e, "settings unreadable by the poll policy; its defaults apply");
             PollPolicy::fallback(config.daily_limit)
         });
-        let calls_today = ports.pull.store.calls_today(id).await?;
+        let calls_today = match summary.cin7_calls_today {
+            Some(n) => n,
+            None => ports.pull.store.calls_today(id).await?,
+        };
         (
             PullKind::Next,
             policy.next_delay(now, last_activity, calls_today),
