@@ -694,9 +694,7 @@ async fn sqs_delays_a_message_and_groups_it_by_integration() {
     let client = sqs_client(None).await;
     let c = client.clone();
     with_queues(client, &[None], move |urls| async move {
-        let q = SqsQueue::new(c.clone(), urls[0].clone())
-            .with_wait(Duration::ZERO)
-            .with_message_groups();
+        let q = SqsQueue::new(c.clone(), urls[0].clone()).with_wait(Duration::ZERO);
         q.send(&[
             Outgoing {
                 integration_id: "acme".into(),

@@ -289,6 +289,7 @@ async fn the_write_back_calls_what_it_declares() {
         store: &rig.store,
         clients: &clients,
         shopify: &shopify,
+        requeue: w.queue.as_ref(),
         clock: &SystemClock,
         metrics: &metrics,
     };
@@ -306,17 +307,46 @@ async fn the_write_back_calls_what_it_declares() {
         rig.messages(std::slice::from_ref(&job), 1),
         ports,
         &handler_config,
+        None,
     )
     .await;
     assert_eq!(first.len(), 1, "redelivered after the Shopify failure");
     let again =
-        shared::writeback::handler::handle(rig.messages(&[job], 2), ports, &handler_config).await;
+        shared::writeback::handler::handle(rig.messages(&[job], 2), ports, &handler_config, None)
+            .await;
     assert!(again.is_empty());
     let record = rig.store.get_order("acme", 1).await.expect("read");
     assert_eq!(
         record.map(|r| r.reason).as_deref(),
         Some("shopify_triggered")
     );
+    // A second merchant at its daily CIN7 budget: its job is sent again for the next day.
+    rig.integration("bolt", json!({"send_ticket_number": true}))
+        .await;
+    let deferred = rig
+        .ticketed(
+            "bolt",
+            order(
+                2,
+                "SO-2",
+                Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap(),
+            ),
+            Ticket::default(),
+        )
+        .await;
+    rig.store
+        .count_calls("bolt", handler_config.daily_budget)
+        .await
+        .expect("count");
+    let later = shared::writeback::handler::handle(
+        rig.messages(&[deferred], 1),
+        ports,
+        &handler_config,
+        None,
+    )
+    .await;
+    assert!(later.is_empty());
+    assert_eq!(metrics.sum("write-back", "WriteBacksDeferred"), 1);
     assert_eq!(w.actions.recorded(), declared(&write_back::DECLARATION));
     assert_eq!(metrics.sum("write-back", "WriteBacksDone"), 1);
 }

@@ -622,8 +622,25 @@ fn the_queue_redrives_as_the_write_back_counts_and_outlives_its_timeout() {
         batch <= 100.0,
         "a write-back batch is at most 100 messages (the call budget)"
     );
-    assert_eq!(as_number(&esm["ScalingConfig"]["MaximumConcurrency"]), 2.0);
+    assert_eq!(
+        esm["ScalingConfig"]["MaximumConcurrency"],
+        serde_json::json!({"Ref": "WriteBackMaximumConcurrency"}),
+    );
+    assert_eq!(
+        as_number(&t["Parameters"]["WriteBackMaximumConcurrency"]["Default"]),
+        10.0
+    );
     let timeout = as_number(function_prop(&t, "WriteBackFunction", "Timeout"));
+    let env = &function_prop(&t, "WriteBackFunction", "Environment")["Variables"];
+    let group: f64 = env["WRITE_BACK_GROUP_SECONDS"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("WRITE_BACK_GROUP_SECONDS");
+    let margin = shared::writeback::handler::GroupLimits::default().margin;
+    assert!(
+        group + margin.as_secs_f64() <= timeout,
+        "a group's deadline and the margin fit inside the function's timeout"
+    );
     assert!(
         as_number(&queue["VisibilityTimeout"]) >= 6.0 * timeout + window,
         "the visibility timeout must be at least 6 × the write-back's timeout plus the window"

@@ -127,6 +127,7 @@ impl AwsWorld {
     fn write_back_env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("TABLE_NAME", self.table.clone()),
+            ("WRITE_BACK_QUEUE_URL", self.queue_url.clone()),
             ("MAX_RECEIVE_COUNT", "5".into()),
             ("SHOPIFY_TRIGGER_URL_TEMPLATE", self.cin7.shopify_template()),
             ("SECRETS_CACHE_SECONDS", "300".into()),

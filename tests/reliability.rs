@@ -342,6 +342,7 @@ impl World {
             store: &self.store,
             clients: &self.clients,
             shopify: &self.shopify,
+            requeue: self.queue.sender(),
             clock: &SystemClock,
             metrics: &LogMetrics,
         }
@@ -457,7 +458,7 @@ async fn world(backend: Backend, seed: u64) -> World {
             shopify_template: String::new(),
             claim_hold: Duration::from_millis(800),
             max_receives: MAX_RECEIVES,
-            owner: unique_name("rel"),
+            ..WriteBackConfig::new(unique_name("rel"))
         },
         shopify: HttpShopifyTrigger::new(Duration::from_secs(2)).unwrap(),
         secrets,
@@ -555,7 +556,7 @@ async fn write_back_batch(
     match w.backend {
         Backend::Local => {
             let batch = received.iter().map(QueuedJob::from).collect();
-            write_back(batch, w.write_back_ports(), config).await
+            write_back(batch, w.write_back_ports(), config, None).await
         }
         Backend::Aws => {
             let mut event = SqsEvent::default();
@@ -573,7 +574,7 @@ async fn write_back_batch(
                     m
                 })
                 .collect();
-            let failed = write_back(from_sqs(event), w.write_back_ports(), config).await;
+            let failed = write_back(from_sqs(event), w.write_back_ports(), config, None).await;
             sqs_response(failed)
                 .batch_item_failures
                 .into_iter()

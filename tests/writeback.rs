@@ -9,8 +9,10 @@ use rust_decimal_macros::dec;
 use sandbox::{FaultKind, Matcher, Method, Ticket};
 use serde_json::{Value, json};
 use shared::jobs::WriteBackJob;
+use shared::queue::JobSource;
 use shared::records::OrderState;
 use shared::store::prelude::*;
+use std::time::Duration;
 
 fn cin7_order(id: i64, tax: &str, freight: Decimal) -> Value {
     let mut o = order(
@@ -585,4 +587,130 @@ async fn the_sqs_fixture_runs_with_a_partial_failure_for_the_unknown_integration
     );
     assert_eq!(rig.cin7.order(1).unwrap()["trackingCode"], "SSPOT018668");
     assert_eq!(freight_of(&rig.cin7.order(1).unwrap()), dec!(8.50));
+}
+
+/// A TCP listener that accepts connections and never answers: a merchant whose API hangs.
+async fn hanging_server() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn one_hanging_and_one_failing_merchant_fail_alone_in_a_concurrent_batch() {
+    let mut rig = WriteBackRig::new().await;
+    // Groups are not cut by their own deadline here but by the invocation's: written one after
+    // another, the hanging merchant (first in the batch's order) would hold the others until
+    // the invocation ends.
+    rig.config.groups.deadline = Duration::from_secs(60);
+    rig.config.groups.margin = Duration::ZERO;
+    let settings = json!({"send_ticket_number": true, "freight": "cost"});
+    let mut jobs = Vec::new();
+    for (integration, first_id) in [("a-hangs", 1), ("b-fails", 11), ("c-works", 21)] {
+        rig.integration(integration, settings.clone()).await;
+        for id in first_id..first_id + 3 {
+            jobs.push(
+                rig.ticketed(
+                    integration,
+                    cin7_order(id, "Incl", Decimal::ZERO),
+                    ticket(dec!(8.50)),
+                )
+                .await,
+            );
+        }
+    }
+    let (hanging, _server) = hanging_server().await;
+    let mut hangs = rig.store.get_integration("a-hangs").await.unwrap().unwrap();
+    hangs.gss.base_url = hanging;
+    rig.store.put_integration(&hangs).await.unwrap();
+    let mut fails = rig.store.get_integration("b-fails").await.unwrap().unwrap();
+    // A port nothing listens on: every connection is refused.
+    fails.gss.base_url = {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", closed.local_addr().unwrap())
+    };
+    rig.store.put_integration(&fails).await.unwrap();
+
+    let batch = rig.messages(&jobs, 1);
+    let expected_failed: Vec<String> = batch[..6].iter().map(|m| m.message_id.clone()).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut failed = rig.run_until(batch, Some(deadline)).await;
+    failed.sort();
+    let mut expected = expected_failed;
+    expected.sort();
+    assert_eq!(
+        failed, expected,
+        "only the hanging and failing merchants' jobs come back"
+    );
+    let done = rig
+        .store
+        .list_orders("c-works", Some(OrderState::Dispatched))
+        .await
+        .unwrap();
+    assert_eq!(
+        done.len(),
+        3,
+        "the healthy merchant's jobs were written back"
+    );
+    for stuck in ["a-hangs", "b-fails"] {
+        assert!(
+            rig.store
+                .list_orders(stuck, Some(OrderState::Dispatched))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_merchant_at_its_daily_budget_waits_for_the_next_day() {
+    let rig = WriteBackRig::new().await;
+    rig.integration("acme", json!({"send_ticket_number": true}))
+        .await;
+    let job = rig
+        .ticketed(
+            "acme",
+            cin7_order(1, "Incl", Decimal::ZERO),
+            ticket(dec!(8.50)),
+        )
+        .await;
+    rig.store
+        .count_calls("acme", rig.config.daily_budget)
+        .await
+        .unwrap();
+    rig.cin7.harness().clear_records();
+    rig.gss.harness().clear_records();
+    assert!(
+        rig.run(rig.messages(std::slice::from_ref(&job), 1))
+            .await
+            .is_empty(),
+        "deferred, so acknowledged"
+    );
+    assert!(
+        rig.cin7.harness().records().is_empty(),
+        "no CIN7 call over the budget"
+    );
+    assert!(rig.gss.harness().records().is_empty());
+    let deferred = rig
+        .requeue
+        .receive(10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(
+        deferred.is_empty(),
+        "sent again with a delay, not visible yet"
+    );
+    assert_eq!(rig.requeue.depth().await.unwrap(), 1);
+    assert_eq!(
+        rig.metrics.sum("write-back", "WriteBacksDeferred"),
+        1,
+        "the deferral is counted"
+    );
 }

@@ -119,7 +119,7 @@ impl Backend {
                     pulls: args
                         .pull_queue_url
                         .as_deref()
-                        .map(|u| shared::aws_config::sqs_queue(&sdk, u).with_message_groups()),
+                        .map(|u| shared::aws_config::sqs_queue(&sdk, u)),
                     secrets: Arc::new(shared::aws_config::secrets_manager(
                         &sdk,
                         Duration::from_secs(60),

@@ -260,7 +260,7 @@ impl LocalRuntime {
             shopify_template: config.shopify_trigger_url_template.clone(),
             claim_hold: Duration::from_secs(config.claim_hold_seconds.max(1)),
             max_receives: crate::backend::LOCAL_MAX_RECEIVES,
-            owner: owner.clone(),
+            ..WriteBackConfig::new(owner.clone())
         };
         let visibility = Duration::from_secs(config.write_back_retry_seconds.max(1));
         let (store_w, queue_w, mut stop_w) = (store.clone(), queue.clone(), stopped.clone());
@@ -272,10 +272,11 @@ impl LocalRuntime {
                     store: &store_w,
                     clients: clients.as_ref(),
                     shopify: &shopify,
+                    requeue: &queue_w,
                     clock: &SystemClock,
                     metrics: &LogMetrics,
                 };
-                let failed = write_back(batch, ports, &wb).await;
+                let failed = write_back(batch, ports, &wb, None).await;
                 acknowledge(&queue_w, &received, &failed).await;
             }
         }));

@@ -375,6 +375,8 @@ pub struct WriteBackRig {
     pub clients: shared::app::ClientCache,
     pub shopify: shared::writeback::HttpShopifyTrigger,
     pub config: shared::writeback::handler::WriteBackConfig,
+    /// The write-back queue deferred jobs are sent to again.
+    pub requeue: shared::queue::embedded::EmbeddedQueue,
     /// Every metric the handler emitted.
     pub metrics: shared::metrics::CapturedMetrics,
     next_message: std::sync::atomic::AtomicU64,
@@ -411,9 +413,16 @@ impl WriteBackRig {
         let config = shared::writeback::handler::WriteBackConfig {
             shopify_template: cin7.shopify_template(),
             claim_hold: Duration::from_secs(60),
-            max_receives: 5,
-            owner: unique_name("worker"),
+            ..shared::writeback::handler::WriteBackConfig::new(unique_name("worker"))
         };
+        let requeue = shared::queue::embedded::EmbeddedQueue::open(
+            &tempfile::tempdir()
+                .expect("tempdir")
+                .keep()
+                .join("queue.sqlite3"),
+            5,
+        )
+        .expect("queue");
         Self {
             cin7,
             gss,
@@ -422,6 +431,7 @@ impl WriteBackRig {
             shopify: shared::writeback::HttpShopifyTrigger::new(Duration::from_secs(5))
                 .expect("http client"),
             config,
+            requeue,
             metrics: Default::default(),
             next_message: std::sync::atomic::AtomicU64::new(1),
         }
@@ -527,15 +537,25 @@ impl WriteBackRig {
 
     /// Runs the handler on a batch; returns the failed message ids.
     pub async fn run(&self, batch: Vec<shared::queue::QueuedJob>) -> Vec<String> {
+        self.run_until(batch, None).await
+    }
+
+    /// Runs the handler on a batch as an invocation ending at `deadline`.
+    pub async fn run_until(
+        &self,
+        batch: Vec<shared::queue::QueuedJob>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Vec<String> {
         let ports = shared::writeback::handler::WriteBackPorts {
             integrations: &self.store,
             store: &self.store,
             clients: &self.clients,
             shopify: &self.shopify,
+            requeue: &self.requeue,
             clock: &shared::clock::SystemClock,
             metrics: &self.metrics,
         };
-        shared::writeback::handler::handle(batch, ports, &self.config).await
+        shared::writeback::handler::handle(batch, ports, &self.config, deadline).await
     }
 
     /// CIN7 PUTs so far.

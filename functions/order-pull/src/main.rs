@@ -30,7 +30,7 @@ async fn main() -> Result<(), Error> {
     );
     let clients = ClientCache::shared(Arc::new(store.clone()), Arc::new(secrets));
     let queue = shared::aws_config::sqs_queue(&sdk, &config.write_back_queue_url);
-    let pulls = shared::aws_config::sqs_queue(&sdk, &config.pull_queue_url).with_message_groups();
+    let pulls = shared::aws_config::sqs_queue(&sdk, &config.pull_queue_url);
     let metrics = EmfStdout {
         clock: Arc::new(SystemClock),
         dimensions: Dimensions::per_integration(config.metrics_per_integration),

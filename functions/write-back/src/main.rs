@@ -1,10 +1,10 @@
-//! `write-back`: wires the DynamoDB store, Secrets Manager, the per-integration clients and
-//! the Shopify trigger from a typed configuration read once at start-up, then hands each SQS
+//! `write-back`: wires the DynamoDB store, Secrets Manager, the per-integration clients, the
+//! write-back queue (for deferred jobs) and the Shopify trigger from a typed configuration read once at start-up, then hands each SQS
 //! batch to `shared::writeback::handler`, reporting partial batch failures.
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::app::{ClientCache, config_from_env, init_failed};
+use shared::app::{ClientCache, config_from_env, deadline_from_epoch_ms, init_failed};
 use shared::clock::SystemClock;
 use shared::metrics::{Dimensions, EmfStdout};
 use shared::queue::{from_sqs, sqs_response};
@@ -28,6 +28,7 @@ async fn main() -> Result<(), Error> {
         Duration::from_secs(config.secrets_cache_seconds),
     );
     let clients = ClientCache::shared(Arc::new(store.clone()), Arc::new(secrets));
+    let requeue = shared::aws_config::sqs_queue(&sdk, &config.write_back_queue_url);
     let shopify = HttpShopifyTrigger::new(Duration::from_secs(10))?;
     let metrics = EmfStdout {
         clock: Arc::new(SystemClock),
@@ -38,6 +39,7 @@ async fn main() -> Result<(), Error> {
         store: &store,
         clients: &clients,
         shopify: &shopify,
+        requeue: &requeue,
         clock: &SystemClock,
         metrics: &metrics,
     };
@@ -45,7 +47,8 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let write_back = &write_back;
         async move {
-            let failed = handle(from_sqs(event.payload), ports, write_back).await;
+            let deadline = deadline_from_epoch_ms(event.context.deadline, &SystemClock);
+            let failed = handle(from_sqs(event.payload), ports, write_back, Some(deadline)).await;
             Ok::<_, Error>(sqs_response(failed))
         }
     }))

@@ -31,8 +31,6 @@ pub struct SqsQueue {
     client: Client,
     queue_url: String,
     wait: Duration,
-    /// Send each message with its integration as the `MessageGroupId` (SQS fair queues).
-    grouped: bool,
 }
 
 impl SqsQueue {
@@ -41,23 +39,17 @@ impl SqsQueue {
     pub const SEND_ACTION: &str = "sqs:SendMessage";
 
     /// The queue at `queue_url`. A receive waits up to one second for a first message (a short
-    /// long poll, so an almost empty queue is not sampled as empty).
+    /// long poll, so an almost empty queue is not sampled as empty). Each message is sent with
+    /// its integration as the `MessageGroupId`: on a standard queue that makes it an SQS fair
+    /// queue, where one integration's burst of messages does not hold back the others' (AWS,
+    /// 2025). moto accepts and returns the group but does not reorder by it; the pull's slices
+    /// and the write-back's concurrent groups keep the fleet fair without it.
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
         Self {
             client,
             queue_url: queue_url.into(),
             wait: Duration::from_secs(1),
-            grouped: false,
         }
-    }
-
-    /// The same queue, sending each message with its integration as the `MessageGroupId`: on a
-    /// standard queue that makes it an SQS fair queue, where one integration's burst of
-    /// messages does not hold back the others' (AWS, 2025). moto accepts and returns the group
-    /// but does not reorder by it; the pull's slices keep the fleet fair without it.
-    pub fn with_message_groups(mut self) -> Self {
-        self.grouped = true;
-        self
     }
 
     /// The same queue, with receives waiting up to `wait` (at most 20 s) for a first message.
@@ -114,7 +106,9 @@ impl JobQueue for SqsQueue {
                     .set_delay_seconds(
                         (!m.delay.is_zero()).then(|| seconds(m.delay.min(super::MAX_DELAY))),
                     )
-                    .set_message_group_id(self.grouped.then(|| m.integration_id.clone()))
+                    .set_message_group_id(
+                        (!m.integration_id.is_empty()).then(|| m.integration_id.clone()),
+                    )
                     .build()
                     .map_err(build_error)?;
                 entries.push(entry);
