@@ -1115,3 +1115,147 @@ async fn a_queue_send_and_a_secret_fetch_call_the_actions_their_adapters_declare
     })
     .await;
 }
+
+#[tokio::test]
+async fn one_secret_holds_an_integrations_keys_as_json() {
+    with_secret_name(|client, name| async move {
+        let writer = SecretsManagerSource::new(client.clone(), Duration::from_secs(300));
+        // `secrets set` of two keys into one secret: the second keeps the first.
+        for (key, value) in [("cin7_api_key", "cin7-7d1e"), ("gss_access_key", "gss-0b2c")] {
+            writer
+                .put(&format!("{name}#{key}"), &SecretString::from(value))
+                .await
+                .unwrap();
+        }
+        let stored = client
+            .get_secret_value()
+            .secret_id(&name)
+            .send()
+            .await
+            .unwrap();
+        let object: serde_json::Value =
+            serde_json::from_str(stored.secret_string().unwrap()).unwrap();
+        assert_eq!(
+            object,
+            serde_json::json!({"cin7_api_key": "cin7-7d1e", "gss_access_key": "gss-0b2c"})
+        );
+
+        let reader = SecretsManagerSource::new(client.clone(), Duration::from_secs(300));
+        let cin7 = reader.get(&format!("{name}#cin7_api_key")).await.unwrap();
+        let gss = reader.get(&format!("{name}#gss_access_key")).await.unwrap();
+        assert_eq!(
+            (cin7.expose_secret(), gss.expose_secret()),
+            ("cin7-7d1e", "gss-0b2c")
+        );
+        assert_eq!(reader.fetches(), 1, "one GetSecretValue for both keys");
+        let missing = reader.get(&format!("{name}#webhook_secret")).await;
+        assert!(
+            matches!(&missing, Err(SecretError::NoKey { reference, .. }) if reference.ends_with("#webhook_secret")),
+            "{missing:?}"
+        );
+        // The whole-value form still reads the secret as it is.
+        assert!(
+            reader
+                .get(&name)
+                .await
+                .unwrap()
+                .expose_secret()
+                .contains("cin7_api_key")
+        );
+        // A plain secret read by key is a clear error naming the reference, not the value.
+        let plain = format!("{name}-other");
+        writer
+            .put(&plain, &SecretString::from("not-json-3f"))
+            .await
+            .unwrap();
+        let err = reader
+            .get(&format!("{plain}#cin7_api_key"))
+            .await
+            .expect_err("not JSON");
+        assert!(err.to_string().contains("not a JSON object"), "{err}");
+        assert!(!err.to_string().contains("not-json-3f"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rotated_cin7_key_is_used_after_a_401_without_restarting() {
+    with_secret_name(|client, name| async move {
+        let mut rig = integration_tests::WriteBackRig::new().await;
+        let secrets = Arc::new(SecretsManagerSource::new(
+            client.clone(),
+            Duration::from_secs(300),
+        ));
+        for (key, value) in [
+            ("cin7_api_key", integration_tests::CIN7_KEY),
+            ("gss_access_key", integration_tests::GSS_KEY),
+        ] {
+            secrets
+                .put(&format!("{name}#{key}"), &SecretString::from(value))
+                .await
+                .unwrap();
+        }
+        rig.clients = shared::app::ClientCache::new(
+            Arc::new(rig.store.clone()),
+            secrets.clone(),
+            shared::app::Pacing::InProcess,
+        )
+        .with_http(Duration::from_secs(5), integration_tests::fast_retry(3));
+        let mut settings = rig
+            .integration("acme", serde_json::json!({"send_ticket_number": true}))
+            .await;
+        settings.cin7.api_key.0 = format!("{name}#cin7_api_key");
+        settings.gss.access_key.0 = format!("{name}#gss_access_key");
+        shared::store::Integrations::put_integration(&rig.store, &settings)
+            .await
+            .unwrap();
+        let ticketed = |id: i64| {
+            let order = integration_tests::order(id, &format!("SO-{id}"), chrono::Utc::now());
+            rig.ticketed("acme", order, sandbox::Ticket::default())
+        };
+        let first = ticketed(1).await;
+        let before = secrets.fetches();
+        assert!(rig.run(rig.messages(&[first], 1)).await.is_empty());
+        assert_eq!(
+            secrets.fetches(),
+            before,
+            "the writer's cache held the keys"
+        );
+
+        // The merchant regenerates the CIN7 key and saves it; the container keeps running.
+        rig.cin7.rotate_key("cin7-rotated-5a");
+        let writer = SecretsManagerSource::new(client.clone(), Duration::from_secs(300));
+        writer
+            .put(
+                &format!("{name}#cin7_api_key"),
+                &SecretString::from("cin7-rotated-5a"),
+            )
+            .await
+            .unwrap();
+        let second = ticketed(2).await;
+        let refused = rig
+            .run(rig.messages(std::slice::from_ref(&second), 1))
+            .await;
+        assert_eq!(
+            refused.len(),
+            1,
+            "the old key's 401 fails the job for redelivery"
+        );
+        let redelivered = rig.run(rig.messages(&[second], 2)).await;
+        assert!(redelivered.is_empty(), "the redelivery uses the new key");
+        assert_eq!(
+            secrets.fetches(),
+            before + 1,
+            "the secret read again once, after the 401"
+        );
+        let dispatched = shared::store::Records::list_orders(
+            &rig.store,
+            "acme",
+            Some(shared::records::OrderState::Dispatched),
+        )
+        .await
+        .unwrap();
+        assert_eq!(dispatched.len(), 2);
+    })
+    .await;
+}

@@ -9,7 +9,10 @@
 //!   with a queue that accepts at once;
 //! - instructions per order parsed, mapped and planned, counted by `valgrind --tool=callgrind`
 //!   (hardware counters are not available in most VMs) as the difference between a run over
-//!   1,000 orders and one over none.
+//!   1,000 orders and one over none;
+//! - the resident memory of 2,000 merchants' clients cached in one process, each measured in a
+//!   fresh child process: the client cache as the functions run it (one HTTP client per API),
+//!   and, for comparison, two HTTP clients per merchant as it was built before issue 19.
 
 use chrono::{TimeZone, Utc};
 use cin7_gss_bench::stats::{ms, quantile};
@@ -176,9 +179,114 @@ fn estimate_us(dir: &std::path::Path, id: &str, per: f64) -> Value {
         .map_or(Value::Null, |ns| json!(ns / 1000.0 / per))
 }
 
+/// Merchants whose clients [`client_memory`] caches.
+const CACHED_MERCHANTS: usize = 2000;
+
+/// This process's resident set (`VmRSS`), in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The child's side of [`client_memory`]: builds `CACHED_MERCHANTS` merchants' clients and
+/// prints the resident set before and after as JSON.
+fn clients_workload(shared_http: bool) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let secrets = Arc::new(integration_tests::MapSecrets(
+        [("CIN7_KEY", "cin7-key"), ("GSS_KEY", "gss-key")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    ));
+    let settings: Vec<IntegrationSettings> = (0..CACHED_MERCHANTS)
+        .map(|i| {
+            let mut s = cin7_gss_bench::webhook_fixture::settings();
+            s.id = format!("merchant-{i:05}");
+            s.cin7.api_key.0 = "CIN7_KEY".into();
+            s.gss.access_key.0 = "GSS_KEY".into();
+            s
+        })
+        .collect();
+    let store = shared::store::Store::new(
+        Arc::new(cin7_gss_bench::mem_table::MemTable::default()),
+        Arc::new(shared::clock::SystemClock),
+    );
+    let before = rss_kib();
+    let kept = runtime.block_on(async {
+        if shared_http {
+            let cache = shared::app::ClientCache::shared(Arc::new(store), secrets);
+            for s in &settings {
+                shared::app::ClientProvider::clients(&cache, s)
+                    .await
+                    .expect("clients");
+            }
+            assert_eq!(cache.len(), CACHED_MERCHANTS);
+            (Some(cache), Vec::new())
+        } else {
+            let own: Vec<_> = settings
+                .iter()
+                .map(|_| {
+                    (
+                        shared::http::client(shared::http::Service::Cin7, Duration::from_secs(20))
+                            .expect("client"),
+                        shared::http::client(shared::http::Service::Gss, Duration::from_secs(20))
+                            .expect("client"),
+                    )
+                })
+                .collect();
+            (None, own)
+        }
+    });
+    let after = rss_kib();
+    println!(
+        "{}",
+        json!({"rss_before_kib": before, "rss_after_kib": after})
+    );
+    drop(kept);
+}
+
+/// The resident memory of `CACHED_MERCHANTS` merchants' clients, each way measured in a child.
+fn client_memory() -> Value {
+    let measure = |mode: &str| -> Value {
+        let out = std::process::Command::new(std::env::current_exe().expect("bench binary"))
+            .env("BENCH_CORE_CLIENTS", mode)
+            .output()
+            .expect("child ran");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().last().unwrap_or_default();
+        let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+        let grown = v["rss_after_kib"].as_u64().unwrap_or(0) as f64
+            - v["rss_before_kib"].as_u64().unwrap_or(0) as f64;
+        json!({
+            "rss_mib": v["rss_after_kib"].as_u64().map(|k| k as f64 / 1024.0),
+            "grown_mib": grown / 1024.0,
+            "kib_per_merchant": grown / CACHED_MERCHANTS as f64,
+        })
+    };
+    json!({
+        "merchants": CACHED_MERCHANTS,
+        "client_cache": measure("shared"),
+        "two_http_clients_per_merchant": measure("separate"),
+        "method": "VmRSS of a fresh process before and after building the clients of 2,000 merchants: ClientCache (one HTTP client per API, the functions' wiring) vs two reqwest clients per merchant (the wiring before issue 19)",
+    })
+}
+
 fn main() {
     if let Ok(mode) = std::env::var("BENCH_CORE_WORKLOAD") {
         workload(mode == "process");
+        return;
+    }
+    if let Ok(mode) = std::env::var("BENCH_CORE_CLIENTS") {
+        clients_workload(mode == "shared");
         return;
     }
     let full = std::env::var("BENCH_FULL").is_ok_and(|v| v == "1");
@@ -235,6 +343,9 @@ fn main() {
 
     eprintln!("core: instructions per order (callgrind) …");
     let instructions = instructions_per_order();
+    eprintln!("core: memory of {CACHED_MERCHANTS} merchants' cached clients …");
+    let clients = client_memory();
+    eprintln!("core: {clients}");
     let group_dir = criterion_dir.join("core");
     let result = json!({
         "webhook_latency": {"memory": memory, "sqlite": sqlite,
@@ -246,6 +357,7 @@ fn main() {
             "instructions_per_order": instructions.get("instructions_per_order"),
             "instructions_note": instructions.get("note").or(instructions.get("method")),
         },
+        "client_memory": clients,
     });
     let out = target_dir().join("bench").join("core.json");
     std::fs::create_dir_all(target_dir().join("bench")).expect("target/bench");

@@ -265,10 +265,14 @@ pub async fn set_secret(
             );
             Ok(())
         }
-        Backend::Local { .. } => bail!(
-            "local mode reads {name} from the environment variable {}: export it before `serve` (nothing is stored)",
-            reference.0
-        ),
+        Backend::Local { .. } => match shared::secrets::split_reference(&reference.0) {
+            (variable, Some(key)) => bail!(
+                "local mode reads {name} from the key {key:?} of the JSON object in the environment variable {variable}: export it before `serve` (nothing is stored)"
+            ),
+            (variable, None) => bail!(
+                "local mode reads {name} from the environment variable {variable}: export it before `serve` (nothing is stored)"
+            ),
+        },
     }
 }
 

@@ -549,3 +549,59 @@ async fn a_webhook_flood_against_the_local_listener() {
         "memory stays bounded: {rss} KiB"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_environment_variable_may_hold_every_key_as_json() {
+    let cin7 = Cin7Sandbox::start(USER, CIN7_KEY).await.unwrap();
+    let gss = GssSandbox::start(SITE, GSS_KEY).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.sqlite3");
+    let file = dir.path().join("acme.toml");
+    let toml = settings_toml("acme", &cin7.base_url(), &gss.base_url())
+        .replace("\"CLI_CIN7_KEY\"", "\"CLI_KEYS#cin7_api_key\"")
+        .replace("\"CLI_GSS_KEY\"", "\"CLI_KEYS#gss_access_key\"")
+        .replace("\"CLI_WEBHOOK\"", "\"CLI_KEYS#webhook_secret\"");
+    std::fs::write(&file, toml).unwrap();
+    let keys = json!({"cin7_api_key": CIN7_KEY, "gss_access_key": GSS_KEY, "webhook_secret": HOOK});
+    let run = |args: &'static [&'static str], keys: String| {
+        let (store, file) = (store.clone(), file.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut c = cli(&store);
+            c.env_remove("CLI_CIN7_KEY")
+                .env_remove("CLI_GSS_KEY")
+                .env("CLI_KEYS", keys);
+            let args: Vec<String> = args
+                .iter()
+                .map(|a| a.replace("FILE", &file.display().to_string()))
+                .collect();
+            c.args(args).output().unwrap()
+        })
+    };
+    let put = run(&["integrations", "put", "--file", "FILE"], keys.to_string())
+        .await
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let tested = run(&["integrations", "test", "acme"], keys.to_string())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&tested.stdout);
+    assert!(tested.status.success(), "{stdout}");
+    assert_eq!(stdout.matches("[ok]").count(), 3, "{stdout}");
+
+    // A key missing from the object is named in the failed check, the value never shown.
+    let partial = json!({"cin7_api_key": CIN7_KEY, "webhook_secret": HOOK}).to_string();
+    let failed = run(&["integrations", "test", "acme"], partial)
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    assert!(!failed.status.success());
+    assert!(
+        stdout.contains("CLI_KEYS#gss_access_key") && stdout.contains("no such key"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(CIN7_KEY), "{stdout}");
+}

@@ -34,7 +34,8 @@ pub struct Permissions {
 #[derive(Debug)]
 struct State_ {
     username: String,
-    api_key: String,
+    /// The connection's key; the merchant may regenerate it ([`Cin7Sandbox::rotate_key`]).
+    api_key: Mutex<String>,
     permissions: Mutex<Permissions>,
     orders: Mutex<BTreeMap<i64, Value>>,
     /// Per order: how many applied updates dispatched it and how many changed its freight.
@@ -70,7 +71,7 @@ impl Cin7Sandbox {
         let harness = Arc::new(Harness::default());
         let state = Arc::new(State_ {
             username: username.to_string(),
-            api_key: api_key.to_string(),
+            api_key: Mutex::new(api_key.to_string()),
             permissions: Mutex::new(Permissions {
                 read: true,
                 update: true,
@@ -106,6 +107,12 @@ impl Cin7Sandbox {
     /// Recording, faults and rate limits.
     pub fn harness(&self) -> &Harness {
         &self.state.harness
+    }
+
+    /// Regenerates the API connection's key, as a merchant does in CIN7: from now on only
+    /// `new_key` is accepted (the old one gets 401).
+    pub fn rotate_key(&self, new_key: &str) {
+        *lock(&self.state.api_key) = new_key.to_string();
     }
 
     /// How dates are written and compared (New Zealand local time by default).
@@ -206,8 +213,11 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 fn authorise(state: &State_, headers: &HeaderMap) -> Result<Permissions, Box<Response>> {
-    let expected = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{}", state.username, state.api_key));
+    let expected = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        state.username,
+        lock(&state.api_key)
+    ));
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

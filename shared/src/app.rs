@@ -3,16 +3,17 @@
 //! settings that shape them change.
 
 use crate::cin7::{Cin7Client, Cin7Config};
-use crate::clock::Clock;
+use crate::clock::{Clock, SystemClock};
 use crate::gss::{GssClient, GssConfig};
-use crate::http::{ApiError, RetryPolicy};
+use crate::http::{ApiError, RetryPolicy, Service};
 use crate::rate_limit::{RateLimiter, WindowLimiter, cin7_windows, gss_windows, pull_gss_share};
 use crate::secrets::{SecretError, SecretSource};
 use crate::settings::IntegrationSettings;
 use crate::store::{RateWindows, StoreRateLimiter};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// The clients of one integration.
@@ -65,23 +66,49 @@ pub trait ClientProvider: Send + Sync {
 }
 
 /// Builds and caches clients per integration: the [`ClientProvider`] of the functions and
-/// local mode.
+/// local mode. Every integration's clients share one HTTP client per API (one connection pool
+/// and one root-certificate store per process; credentials go on each request). An entry is
+/// kept for a TTL (the secrets cache's, `SECRETS_CACHE_SECONDS`), rebuilt when the settings
+/// that shape it change, and dropped — its secrets read again — as soon as either API has
+/// answered 401 or 403 to it, so a rotated key is picked up without a cold start. Pacing
+/// outlives the entries: a rebuilt client keeps its integration's windows.
 pub struct ClientCache {
     windows_store: Arc<dyn RateWindows>,
     secrets: Arc<dyn SecretSource>,
     pacing: Pacing,
     timeout: Duration,
     retry: RetryPolicy,
+    ttl: Duration,
+    clock: Arc<dyn Clock>,
     cin7_windows: Vec<crate::rate_limit::Window>,
     gss_windows: Vec<crate::rate_limit::Window>,
     pull_gss_share: Vec<crate::rate_limit::Window>,
-    cache: Mutex<HashMap<String, (String, Arc<IntegrationClients>)>>,
+    cin7_http: OnceLock<reqwest::Client>,
+    gss_http: OnceLock<reqwest::Client>,
+    cache: Mutex<HashMap<String, Cached>>,
+    limiters: Mutex<HashMap<String, Limiters>>,
+}
+
+/// One integration's cached clients.
+struct Cached {
+    fingerprint: String,
+    built: DateTime<Utc>,
+    clients: Arc<IntegrationClients>,
+}
+
+/// One integration's pacing.
+#[derive(Clone)]
+struct Limiters {
+    cin7: Arc<dyn RateLimiter>,
+    gss: Arc<dyn RateLimiter>,
+    pull_gss_share: Arc<dyn RateLimiter>,
 }
 
 impl std::fmt::Debug for ClientCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientCache")
             .field("pacing", &self.pacing)
+            .field("ttl", &self.ttl)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +127,9 @@ fn fingerprint(s: &IntegrationSettings) -> String {
     .join("\u{1f}")
 }
 
+/// How long a cache keeps an integration's clients unless told otherwise.
+const DEFAULT_TTL: Duration = Duration::from_secs(300);
+
 impl ClientCache {
     /// A cache resolving secrets through `secrets`; with [`Pacing::Shared`], the windows live
     /// in `windows_store`.
@@ -114,10 +144,15 @@ impl ClientCache {
             pacing,
             timeout: Duration::from_secs(20),
             retry: RetryPolicy::default(),
+            ttl: DEFAULT_TTL,
+            clock: Arc::new(SystemClock),
             cin7_windows: cin7_windows(),
             gss_windows: gss_windows(),
             pull_gss_share: pull_gss_share(),
+            cin7_http: OnceLock::new(),
+            gss_http: OnceLock::new(),
             cache: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
         }
     }
 
@@ -127,10 +162,19 @@ impl ClientCache {
         Self::new(windows_store, secrets, Pacing::Shared)
     }
 
-    /// Overrides the request timeout and retry policy (tests use short ones).
+    /// Overrides the request timeout and retry policy (tests use short ones). Set before the
+    /// first client is built: the HTTP clients are built once.
     pub fn with_http(mut self, timeout: Duration, retry: RetryPolicy) -> Self {
         self.timeout = timeout;
         self.retry = retry;
+        self
+    }
+
+    /// Keeps each integration's clients (and the secrets in them) for `ttl`, telling time by
+    /// `clock`.
+    pub fn with_ttl(mut self, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+        self.ttl = ttl;
+        self.clock = clock;
         self
     }
 
@@ -157,6 +201,29 @@ impl ClientCache {
         &self.secrets
     }
 
+    /// How many integrations' clients are cached.
+    pub fn len(&self) -> usize {
+        lock(&self.cache).len()
+    }
+
+    /// True when no client is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The process's HTTP client for `service`, built on first use.
+    fn http(&self, service: Service) -> Result<reqwest::Client, ApiError> {
+        let cell = match service {
+            Service::Cin7 => &self.cin7_http,
+            Service::Gss => &self.gss_http,
+        };
+        if let Some(http) = cell.get() {
+            return Ok(http.clone());
+        }
+        let built = crate::http::client(service, self.timeout)?;
+        Ok(cell.get_or_init(|| built).clone())
+    }
+
     /// The pacing of one integration's calls to `service` under `windows`.
     fn limiter(
         &self,
@@ -174,55 +241,94 @@ impl ClientCache {
             Pacing::InProcess => Arc::new(WindowLimiter::new(windows)),
         }
     }
+
+    /// The integration's pacing, made on first use and kept for the process's life.
+    fn limiters(&self, settings: &IntegrationSettings) -> Limiters {
+        lock(&self.limiters)
+            .entry(settings.id.clone())
+            .or_insert_with(|| Limiters {
+                cin7: self.limiter(settings, "cin7", self.cin7_windows.clone()),
+                gss: self.limiter(settings, "gss", self.gss_windows.clone()),
+                pull_gss_share: Arc::new(WindowLimiter::new(self.pull_gss_share.clone())),
+            })
+            .clone()
+    }
+
+    /// The cached clients, if still good for these settings: same fingerprint, within the
+    /// TTL, and no 401/403 since they were built (then the secrets are read again).
+    fn cached(
+        &self,
+        settings: &IntegrationSettings,
+        print: &str,
+    ) -> Option<Arc<IntegrationClients>> {
+        let mut cache = lock(&self.cache);
+        let entry = cache.get(&settings.id)?;
+        let age = (self.clock.now() - entry.built)
+            .to_std()
+            .unwrap_or_default();
+        let rejected =
+            entry.clients.cin7.credentials_rejected() || entry.clients.gss.credentials_rejected();
+        if entry.fingerprint == print && age < self.ttl && !rejected {
+            return Some(entry.clients.clone());
+        }
+        if rejected {
+            tracing::warn!(integration = %settings.id, "an API refused the credentials; reading the secrets again");
+            self.secrets.forget(&settings.cin7.api_key.0);
+            self.secrets.forget(&settings.gss.access_key.0);
+        }
+        cache.remove(&settings.id);
+        None
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned map is still a valid map: its entries are only ever inserted whole.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[async_trait]
 impl ClientProvider for ClientCache {
-    /// The clients for an integration, built on first use and rebuilt when the settings that
-    /// shape them change.
+    /// The clients for an integration, built on first use and rebuilt as [`ClientCache`] says.
     async fn clients(
         &self,
         settings: &IntegrationSettings,
     ) -> Result<Arc<IntegrationClients>, ClientError> {
         let print = fingerprint(settings);
-        if let Some((p, clients)) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&settings.id)
-            && *p == print
-        {
-            return Ok(clients.clone());
+        if let Some(clients) = self.cached(settings, &print) {
+            return Ok(clients);
         }
         let cin7_key = self.secrets.get(&settings.cin7.api_key.0).await?;
         let gss_key = self.secrets.get(&settings.gss.access_key.0).await?;
-        let limiter = self.limiter(settings, "cin7", self.cin7_windows.clone());
-        let gss_limiter = self.limiter(settings, "gss", self.gss_windows.clone());
+        let limiters = self.limiters(settings);
         let clients = Arc::new(IntegrationClients {
             cin7: Cin7Client::new(Cin7Config {
                 base_url: settings.cin7.base_url.clone(),
                 username: settings.cin7.api_username.clone(),
                 api_key: cin7_key,
-                timeout: self.timeout,
+                http: self.http(Service::Cin7)?,
                 retry: self.retry,
-                limiter: limiter.clone(),
+                limiter: limiters.cin7.clone(),
             })?,
-            cin7_pacing: limiter,
-            pull_gss_share: Arc::new(WindowLimiter::new(self.pull_gss_share.clone())),
+            cin7_pacing: limiters.cin7,
+            pull_gss_share: limiters.pull_gss_share,
             gss: GssClient::new(GssConfig {
                 base_url: settings.gss.base_url.clone(),
                 site_id: settings.gss.site_id.clone(),
                 access_key: gss_key,
                 support_email: settings.gss.support_email.clone(),
-                timeout: self.timeout,
+                http: self.http(Service::Gss)?,
                 retry: self.retry,
-                limiter: gss_limiter,
+                limiter: limiters.gss,
             })?,
         });
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(settings.id.clone(), (print, clients.clone()));
+        lock(&self.cache).insert(
+            settings.id.clone(),
+            Cached {
+                fingerprint: print,
+                built: self.clock.now(),
+                clients: clients.clone(),
+            },
+        );
         Ok(clients)
     }
 }

@@ -58,7 +58,8 @@ pub fn cin7_client(
         base_url: sandbox.base_url(),
         username: CIN7_USER.into(),
         api_key: SecretString::from(key.to_string()),
-        timeout: Duration::from_secs(5),
+        http: shared::http::client(shared::http::Service::Cin7, Duration::from_secs(5))
+            .expect("http client"),
         retry,
         limiter,
     })
@@ -77,7 +78,8 @@ pub fn gss_client(
         site_id: GSS_SITE.into(),
         access_key: SecretString::from(key.to_string()),
         support_email: "dev@example.co.nz".into(),
-        timeout: Duration::from_secs(5),
+        http: shared::http::client(shared::http::Service::Gss, Duration::from_secs(5))
+            .expect("http client"),
         retry,
         limiter,
     })

@@ -28,7 +28,10 @@ async fn main() -> Result<(), Error> {
         &sdk,
         Duration::from_secs(config.secrets_cache_seconds),
     );
-    let clients = ClientCache::shared(Arc::new(store.clone()), Arc::new(secrets));
+    let clients = ClientCache::shared(Arc::new(store.clone()), Arc::new(secrets)).with_ttl(
+        Duration::from_secs(config.secrets_cache_seconds),
+        Arc::new(SystemClock),
+    );
     let queue = shared::aws_config::sqs_queue(&sdk, &config.write_back_queue_url);
     let pulls = shared::aws_config::sqs_queue(&sdk, &config.pull_queue_url);
     let metrics = EmfStdout {

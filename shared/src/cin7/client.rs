@@ -14,7 +14,6 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The most orders one PUT may carry (the list maximum; CIN7 documents no other).
 pub const MAX_PUT_ORDERS: usize = 250;
@@ -37,7 +36,9 @@ pub struct Cin7Config {
     pub base_url: String,
     pub username: String,
     pub api_key: SecretString,
-    pub timeout: Duration,
+    /// The HTTP client, shared by every client of this API in the process
+    /// ([`crate::http::client`]).
+    pub http: reqwest::Client,
     pub retry: RetryPolicy,
     pub limiter: Arc<dyn RateLimiter>,
 }
@@ -75,13 +76,12 @@ impl Cin7Client {
         auth.set_sensitive(true);
         let endpoint = Endpoint::new(EndpointConfig {
             service: Service::Cin7,
-            timeout: config.timeout,
-            connect_timeout: Duration::from_secs(5).min(config.timeout),
+            http: config.http,
             limiter: config.limiter,
             retry: config.retry,
             auth_hint: "check cin7.api_username and the API key secret it refers to",
             permission_hint: "the CIN7 API connection lacks a permission: tick Sales Orders Read and Update, and Products Read",
-        })?;
+        });
         Ok(Self {
             endpoint,
             base: url.as_str().trim_end_matches('/').to_string(),
@@ -93,6 +93,12 @@ impl Cin7Client {
     /// Calls made by this client.
     pub fn calls(&self) -> &CallCounter {
         self.endpoint.calls()
+    }
+
+    /// True once the API has answered 401 or 403 to this client (its key may have been
+    /// rotated: the client cache builds a new one with the secret read again).
+    pub fn credentials_rejected(&self) -> bool {
+        self.endpoint.credentials_rejected()
     }
 
     /// One page of `GET /v1/SalesOrders`. Each element is parsed on its own.

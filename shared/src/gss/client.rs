@@ -14,7 +14,6 @@ use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Operation names, as counted by [`CallCounter`].
 pub mod ops {
@@ -34,7 +33,9 @@ pub struct GssConfig {
     pub site_id: String,
     pub access_key: SecretString,
     pub support_email: String,
-    pub timeout: Duration,
+    /// The HTTP client, shared by every client of this API in the process
+    /// ([`crate::http::client`]).
+    pub http: reqwest::Client,
     pub retry: RetryPolicy,
     pub limiter: Arc<dyn RateLimiter>,
 }
@@ -75,13 +76,12 @@ impl GssClient {
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         let endpoint = Endpoint::new(EndpointConfig {
             service: Service::Gss,
-            timeout: config.timeout,
-            connect_timeout: Duration::from_secs(5).min(config.timeout),
+            http: config.http,
             limiter: config.limiter,
             retry: config.retry,
             auth_hint: "check gss.site_id and the access key secret it refers to",
             permission_hint: "the GoSweetSpot access key cannot act for this site: check gss.site_id",
-        })?;
+        });
         Ok(Self {
             endpoint,
             base: url.as_str().trim_end_matches('/').to_string(),
@@ -92,6 +92,12 @@ impl GssClient {
     /// Calls made by this client.
     pub fn calls(&self) -> &CallCounter {
         self.endpoint.calls()
+    }
+
+    /// True once the API has answered 401 or 403 to this client (its key may have been
+    /// rotated: the client cache builds a new one with the secret read again).
+    pub fn credentials_rejected(&self) -> bool {
+        self.endpoint.credentials_rejected()
     }
 
     fn too_many(operation: &'static str, n: usize, max: usize) -> ApiError {

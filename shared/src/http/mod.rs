@@ -13,6 +13,7 @@ use crate::tolerant::BodyError;
 use reqwest::StatusCode;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -158,6 +159,22 @@ impl CallCounter {
     }
 }
 
+/// An HTTP client for one API (rustls, explicit timeouts: `timeout` for a whole request, at
+/// most 5 s of it to connect). Build one per API per process and share it: each client has
+/// its own connection pool and root-certificate store; credentials go on each request.
+pub fn client(service: Service, timeout: Duration) -> Result<reqwest::Client, ApiError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(5).min(timeout))
+        .user_agent(concat!("cin7-gss/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ApiError::InvalidRequest {
+            service,
+            operation: "client setup",
+            detail: e.to_string(),
+        })
+}
+
 /// One API host: the HTTP client, its limiter, retry policy and call counter.
 pub struct Endpoint {
     pub service: Service,
@@ -165,6 +182,9 @@ pub struct Endpoint {
     limiter: Arc<dyn RateLimiter>,
     retry: RetryPolicy,
     calls: CallCounter,
+    /// Set when the API answered 401 or 403: the credentials this endpoint's owner holds may
+    /// have been rotated.
+    rejected: AtomicBool,
     /// Shown on 401.
     pub auth_hint: &'static str,
     /// Shown on 403.
@@ -183,8 +203,8 @@ impl fmt::Debug for Endpoint {
 /// What an [`Endpoint`] is built from.
 pub struct EndpointConfig {
     pub service: Service,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
+    /// The shared HTTP client ([`client`]).
+    pub http: reqwest::Client,
     pub limiter: Arc<dyn RateLimiter>,
     pub retry: RetryPolicy,
     pub auth_hint: &'static str,
@@ -199,32 +219,28 @@ pub struct Answer {
 }
 
 impl Endpoint {
-    /// Builds the HTTP client (rustls, explicit timeouts) once.
-    pub fn new(config: EndpointConfig) -> Result<Self, ApiError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.connect_timeout)
-            .user_agent(concat!("cin7-gss/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ApiError::InvalidRequest {
-                service: config.service,
-                operation: "client setup",
-                detail: e.to_string(),
-            })?;
-        Ok(Self {
+    /// An endpoint over a shared HTTP client.
+    pub fn new(config: EndpointConfig) -> Self {
+        Self {
             service: config.service,
-            http,
+            http: config.http,
             limiter: config.limiter,
             retry: config.retry,
             calls: CallCounter::default(),
+            rejected: AtomicBool::new(false),
             auth_hint: config.auth_hint,
             permission_hint: config.permission_hint,
-        })
+        }
     }
 
     /// The call counter (shared with clones).
     pub fn calls(&self) -> &CallCounter {
         &self.calls
+    }
+
+    /// True once the API has answered 401 or 403 to this endpoint.
+    pub fn credentials_rejected(&self) -> bool {
+        self.rejected.load(Ordering::Relaxed)
     }
 
     /// Sends a request built by `build` (called once per attempt) and parses an accepted
@@ -255,6 +271,9 @@ impl Endpoint {
             let (outcome, detail) = match self.send(&build).await {
                 Ok((answer, retry_after)) => {
                     let status = answer.status.as_u16();
+                    if matches!(status, 401 | 403) {
+                        self.rejected.store(true, Ordering::Relaxed);
+                    }
                     let outcome = Outcome::Answered {
                         status,
                         retry_after,

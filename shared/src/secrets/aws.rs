@@ -1,8 +1,11 @@
 //! Secrets from AWS Secrets Manager: the reference is a secret's name or ARN, and the value
-//! its `SecretString`. Values are cached per reference for a TTL, so a warm container fetches
-//! each secret once per TTL however many clients it builds.
+//! its `SecretString` (or, for `name#json_key`, that key of it as a JSON object). Values are
+//! cached per secret for a TTL, so a warm container fetches each secret once per TTL however
+//! many clients and keys it reads from it.
 
-use super::{ExposeSecret, SecretError, SecretSource, SecretString};
+use super::{
+    ExposeSecret, SecretError, SecretSource, SecretString, resolve, split_reference, with_key,
+};
 use crate::clock::{Clock, SystemClock};
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
@@ -118,8 +121,25 @@ impl SecretsManagerSource {
     }
 
     /// Stores `value` under `reference` (`PutSecretValue`, or `CreateSecret` when there is no
-    /// such secret yet) and caches it.
+    /// such secret yet) and caches it. For `name#json_key`, the secret's current JSON object
+    /// is read and the key set in it, the other keys kept.
     pub async fn put(&self, reference: &str, value: &SecretString) -> Result<(), SecretError> {
+        let (name, key) = split_reference(reference);
+        let whole = match key {
+            None => value.clone(),
+            Some(_) => {
+                let current = match self.fetch(name).await {
+                    Ok(v) => Some(v),
+                    Err(SecretError::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                with_key(reference, current.as_ref(), value)?
+            }
+        };
+        self.put_whole(name, &whole).await
+    }
+
+    async fn put_whole(&self, reference: &str, value: &SecretString) -> Result<(), SecretError> {
         let unavailable = |detail: String| SecretError::Unavailable {
             reference: reference.to_string(),
             detail,
@@ -159,19 +179,28 @@ impl SecretsManagerSource {
 #[async_trait]
 impl SecretSource for SecretsManagerSource {
     async fn get(&self, reference: &str) -> Result<SecretString, SecretError> {
-        let slot = self.slot(reference);
+        let name = split_reference(reference).0;
+        let slot = self.slot(name);
         let mut cached = slot.lock().await;
         let age = |c: &Cached| (self.clock.now() - c.at).to_std().unwrap_or_default();
         if let Some(c) = cached.as_ref()
             && age(c) < self.ttl
         {
-            return Ok(c.value.clone());
+            return resolve(reference, &c.value);
         }
-        let value = self.fetch(reference).await?;
+        let value = self.fetch(name).await?;
         *cached = Some(Cached {
             value: value.clone(),
             at: self.clock.now(),
         });
-        Ok(value)
+        resolve(reference, &value)
+    }
+
+    fn forget(&self, reference: &str) {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.remove(split_reference(reference).0);
     }
 }

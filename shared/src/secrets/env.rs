@@ -1,6 +1,7 @@
-//! Secrets from environment variables (local mode): the reference is the variable's name.
+//! Secrets from environment variables (local mode): the reference is the variable's name, or
+//! `NAME#json_key` for one key of a variable holding a JSON object.
 
-use super::{SecretError, SecretSource, SecretString};
+use super::{SecretError, SecretSource, SecretString, resolve, split_reference};
 use async_trait::async_trait;
 
 /// Reads each reference as an environment variable name.
@@ -10,11 +11,11 @@ pub struct EnvSecrets;
 #[async_trait]
 impl SecretSource for EnvSecrets {
     async fn get(&self, reference: &str) -> Result<SecretString, SecretError> {
-        match std::env::var(reference) {
+        match std::env::var(split_reference(reference).0) {
             Ok(v) if v.is_empty() => Err(SecretError::Empty {
                 reference: reference.to_string(),
             }),
-            Ok(v) => Ok(SecretString::from(v)),
+            Ok(v) => resolve(reference, &SecretString::from(v)),
             Err(std::env::VarError::NotPresent) => Err(SecretError::NotFound {
                 reference: reference.to_string(),
             }),
