@@ -2,11 +2,33 @@
 //! table, and its figures merged into `bench/results.json` under `fleet`.
 //!
 //! Environment: `BENCH_FULL=1` (full size); `BENCH_FLEET_TENANTS`, `BENCH_FLEET_HOURS`,
-//! `BENCH_FLEET_SPEED` (simulated seconds per second), `BENCH_FLEET_SEED` override.
+//! `BENCH_FLEET_SPEED` (simulated seconds per second), `BENCH_FLEET_SEED`, `BENCH_FLEET_BACKLOG`
+//! (the backlog merchant's import) override.
 
+use cin7_gss_bench::cost::PRICES;
 use cin7_gss_bench::fleet::{FleetConfig, run};
 use serde_json::{Value, json};
 use std::path::PathBuf;
+
+/// The price table, for the results file.
+fn prices() -> Value {
+    let p = &PRICES;
+    let row = |price: &cin7_gss_bench::cost::Price| json!({"usd": price.usd, "unit": price.unit, "recorded": price.recorded, "source": price.source});
+    json!({
+        "region": "ap-southeast-2",
+        "lambda_arm_gb_s": row(&p.lambda_arm_gb_s),
+        "lambda_requests": row(&p.lambda_requests),
+        "dynamodb_write_units": row(&p.dynamodb_write_units),
+        "dynamodb_read_units": row(&p.dynamodb_read_units),
+        "sqs_requests": row(&p.sqs_requests),
+        "api_gateway_http_requests": row(&p.api_gateway_http_requests),
+        "secret_month": row(&p.secret_month),
+        "secrets_api_calls": row(&p.secrets_api_calls),
+        "cloudwatch_metric_month": row(&p.cloudwatch_metric_month),
+        "cloudwatch_alarm_month": row(&p.cloudwatch_alarm_month),
+        "log_ingestion_gb": row(&p.log_ingestion_gb),
+    })
+}
 
 fn env_f64(name: &str) -> Option<f64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -14,14 +36,22 @@ fn env_f64(name: &str) -> Option<f64> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // The functions' log lines, counted (not kept) as CloudWatch Logs would ingest them: at
+    // `info`, in the Lambda runtime's default text format.
+    tracing_subscriber::fmt()
+        .with_writer(|| cin7_gss_bench::counting::LogBytes)
+        .with_ansi(false)
+        .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+        .init();
     let full = std::env::var_os("BENCH_FULL").is_some_and(|v| v == "1");
     // Full mode: as many merchants as this machine's open-file limit allows (six descriptors
     // a merchant: two sandbox listeners and both ends of two connections), slowed to what two
-    // cores simulate without falling behind: see bench/README.md.
+    // cores simulate without falling behind (the pull, the webhook and the write-back of every
+    // merchant): see bench/README.md.
     let (tenants, hours, speed) = if full {
-        (3_000.0, 2.0, 16.0)
+        (3_000.0, 2.0, 8.0)
     } else {
-        (1_000.0, 2.0, 48.0)
+        (1_000.0, 2.0, 24.0)
     };
     let seed = env_f64("BENCH_FLEET_SEED").map_or_else(|| fastrand::u64(..), |s| s as u64);
     let config = FleetConfig {
@@ -31,7 +61,7 @@ async fn main() {
         speed: env_f64("BENCH_FLEET_SPEED").unwrap_or(speed),
         orders_per_day: 200.0,
         large_orders_per_day: 2_000.0,
-        backlog: 10_000,
+        backlog: env_f64("BENCH_FLEET_BACKLOG").map_or(10_000, |b| b as usize),
         seed,
     };
     eprintln!(
@@ -41,7 +71,9 @@ async fn main() {
     let result = run(config).await;
     let mut fleet = serde_json::to_value(&result).expect("the result encodes");
     fleet["seed"] = json!(seed);
-    fleet["targets"] = json!({"freshness_p95_s": 60, "others_during_backlog_p95_s": 60, "cin7_budget_percent": 40});
+    fleet["targets"] = json!({"freshness_p95_s": 60, "others_during_backlog_p95_s": 60, "cin7_budget_percent": 40,
+        "writeback_p95_s": 30, "cost_usd_per_merchant_month": 0.50});
+    fleet["prices"] = prices();
     println!(
         "\nfleet ({} merchants, {} simulated h at {}×, {:.0} s)",
         result.tenants, result.simulated_hours, result.speed, result.wall_s
@@ -96,6 +128,66 @@ async fn main() {
             result.pull_gb_s_per_tenant_day,
             None,
         ),
+        (
+            "write-back p50 (s, ticket → CIN7 dispatched)",
+            result.writeback_p50_s,
+            None,
+        ),
+        (
+            "write-back p95 (s, ticket → CIN7 dispatched)",
+            result.writeback_p95_s,
+            Some(30.0),
+        ),
+        (
+            "write-back GB-s per merchant-day (modelled)",
+            result.writeback_gb_s_per_tenant_day,
+            None,
+        ),
+        (
+            "Lambda GB-s per merchant-day, all functions",
+            result.lambda_gb_s_per_tenant_day,
+            None,
+        ),
+        (
+            "DynamoDB writes per merchant-day",
+            result.dynamodb_writes_per_tenant_day,
+            None,
+        ),
+        (
+            "DynamoDB write units per merchant-day",
+            result.dynamodb_write_units_per_tenant_day,
+            None,
+        ),
+        (
+            "DynamoDB reads per merchant-day",
+            result.dynamodb_reads_per_tenant_day,
+            None,
+        ),
+        (
+            "SQS requests per merchant-day",
+            result.sqs_requests_per_tenant_day,
+            None,
+        ),
+        (
+            "Secrets Manager calls per merchant-day",
+            result.secrets_calls_per_tenant_day,
+            None,
+        ),
+        (
+            "CloudWatch metrics per merchant",
+            result.metrics_per_tenant,
+            None,
+        ),
+        (
+            "log bytes per merchant-day",
+            result.log_bytes_per_tenant_day,
+            None,
+        ),
+        (
+            "cost per merchant-month (USD, this fleet)",
+            result.cost_usd_per_merchant_month["total"],
+            Some(0.50),
+        ),
     ] {
         let target = target.map_or(String::new(), |t| format!("   (target ≤ {t})"));
         println!("  {label:<48} {value:>10.2}{target}");
@@ -109,6 +201,24 @@ async fn main() {
         result.cin7_429s
     );
     println!("  pull messages: {:?}", result.messages);
+    println!("  records: {:?}", result.records_by_state);
+    println!(
+        "  consignments {} ticketed, {} written back by the end",
+        result.consignments, result.written_back
+    );
+    println!(
+        "  DynamoDB write units per merchant-day by item: {:.0?}",
+        result.dynamodb_write_units_by_kind_per_tenant_day
+    );
+    println!("  cost per merchant-month (USD) by fleet size:");
+    for (n, cost) in &result.cost_usd_per_merchant_month_at {
+        let parts: Vec<String> = cost
+            .iter()
+            .filter(|(k, _)| *k != "total")
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
+        println!("    {n:>6}: {:.3}  ({})", cost["total"], parts.join(", "));
+    }
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results.json");
     let mut results: Value = std::fs::read_to_string(&path)
         .ok()

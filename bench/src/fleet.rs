@@ -6,14 +6,23 @@
 //! and the sandboxes' rate windows are compressed by the same factor, so the limits hold in
 //! simulated time as in production.
 //!
+//! The write-back runs beside it: a simulated dispatcher tickets each published order after a
+//! few minutes, its signed webhook is handled by the webhook's handler, and the write-back
+//! handler consumes the queue in batches as the SQS event source does (a 10 s batching window,
+//! at most `WriteBackMaximumConcurrency` batches at once). The store, the secrets and the queues
+//! count what AWS would bill ([`crate::counting`]); [`crate::cost`] prices it.
+//!
 //! What it cannot model: the network latency of the real APIs (the sandboxes answer in well
-//! under a millisecond; a real CIN7 list call is assumed to take ≈0.5 s), and Lambda's own
-//! scheduling. See bench/README.md.
+//! under a millisecond; a real CIN7 call is assumed to take ≈0.5 s and a GoSweetSpot call
+//! ≈0.3 s, added to the modelled Lambda durations), and Lambda's own scheduling. See
+//! bench/README.md.
 
+use crate::cost::{Usage, cost_per_merchant_month};
+use crate::counting::{CountingQueue, CountingSecrets, CountingTable};
 use crate::mem_table::MemTable;
 use crate::stats::quantile;
 use chrono::{DateTime, TimeZone, Utc};
-use integration_tests::{CIN7_KEY, CIN7_USER, GSS_KEY, GSS_SITE, order, sandbox_secrets};
+use integration_tests::{CIN7_KEY, CIN7_USER, GSS_KEY, GSS_SITE, MapSecrets, NoShopify, order};
 use sandbox::{Cin7Sandbox, GssSandbox};
 use serde::Serialize;
 use shared::app::{ClientCache, Pacing};
@@ -22,15 +31,18 @@ use shared::metrics::CapturedMetrics;
 use shared::queue::embedded::EmbeddedQueue;
 use shared::queue::{JobSource, QueuedJob};
 use shared::rate_limit::Window;
+use shared::records::OrderState;
 use shared::schedule::policy::PollPolicy;
 use shared::schedule::{
     Handled, PullKind, SweepConfig, SweepPorts, WorkerConfig, WorkerPorts, handle_message, seed,
     sweep,
 };
-use shared::settings::IntegrationSettings;
+use shared::settings::{FreightMode, IntegrationSettings};
 use shared::store::Store;
 use shared::store::prelude::*;
-use std::collections::BTreeMap;
+use shared::webhook::{WebhookPorts, WebhookRequest};
+use shared::writeback::handler::{GroupLimits, WriteBackConfig, WriteBackPorts};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -120,7 +132,58 @@ pub struct FleetResult {
     /// What became of the pull messages handled, by kind (and a pull's outcome).
     pub messages: BTreeMap<String, u64>,
     pub cin7_429s: usize,
+    /// The order records at the end, by state.
+    pub records_by_state: BTreeMap<String, usize>,
+    /// Consignments ticketed by the simulated dispatchers in the run.
+    pub consignments: usize,
+    /// Of them, dispatched in CIN7 by the end of the run.
+    pub written_back: usize,
+    /// Consignment created → CIN7 order dispatched, simulated seconds.
+    pub writeback_p50_s: f64,
+    pub writeback_p95_s: f64,
+    pub writeback_invocations_per_tenant_day: f64,
+    pub writeback_gb_s_per_tenant_day: f64,
+    pub webhook_deliveries_per_tenant_day: f64,
+    /// Every function's modelled GB-s (pull, webhook, write-back, sweeper).
+    pub lambda_gb_s_per_tenant_day: f64,
+    pub dynamodb_writes_per_tenant_day: f64,
+    pub dynamodb_reads_per_tenant_day: f64,
+    pub dynamodb_write_units_per_tenant_day: f64,
+    pub dynamodb_read_units_per_tenant_day: f64,
+    /// Write units per tenant-day by the kind of item written (`RATE`, `LEASE`, `ORDER`…).
+    pub dynamodb_write_units_by_kind_per_tenant_day: BTreeMap<String, f64>,
+    pub sqs_requests_per_tenant_day: f64,
+    pub secrets_calls_per_tenant_day: f64,
+    /// Distinct CloudWatch metrics (EMF dimension sets × names) per merchant.
+    pub metrics_per_tenant: f64,
+    pub log_bytes_per_tenant_day: f64,
+    /// Per merchant-month at this fleet's size, by component (`total` their sum).
+    pub cost_usd_per_merchant_month: BTreeMap<String, f64>,
+    /// The same usage priced at 1, 100, 1,000 and 10,000 merchants (the deployment's fixed
+    /// costs shared among them).
+    pub cost_usd_per_merchant_month_at: BTreeMap<usize, BTreeMap<String, f64>>,
 }
+
+/// How long after an order is published its dispatcher tickets it (simulated seconds, uniform).
+const TICKET_AFTER_S: (u64, u64) = (120, 1200);
+
+/// The write-back's event source: its batching window and batch size, and the invocations at
+/// once (`WriteBackMaximumConcurrency`'s default).
+const WRITE_BACK_WINDOW: Duration = Duration::from_secs(10);
+const WRITE_BACK_BATCH: usize = 100;
+const WRITE_BACK_INVOCATIONS: usize = 10;
+
+/// The modelled round trips (the sandboxes answer at once).
+pub const CIN7_CALL_S: f64 = 0.5;
+pub const GSS_CALL_S: f64 = 0.3;
+pub const DYNAMODB_CALL_S: f64 = 0.005;
+
+/// The template's memory: the pull and the write-back 128 MB, the webhook 256 MB (GB).
+const FUNCTION_GB: f64 = 0.125;
+const WEBHOOK_GB: f64 = 0.25;
+
+/// Lambda's own log lines per invocation (START, END, REPORT), bytes.
+const PLATFORM_LOG_BYTES: u64 = 350;
 
 /// 09:45 in Auckland on a Tuesday (NZDT): business hours, the measured part from 10:00 after
 /// the default warm-up.
@@ -188,9 +251,13 @@ const IN_FLIGHT: usize = 64;
 /// What the handlings share.
 struct Pool {
     store: Store,
+    table: Arc<CountingTable>,
     clients: ClientCache,
-    jobs: crate::VecQueue,
-    pulls: EmbeddedQueue,
+    secrets: Arc<CountingSecrets<MapSecrets>>,
+    /// The write-back queue: the webhook's and the reconcile's jobs, and deferrals.
+    jobs: CountingQueue<EmbeddedQueue>,
+    pulls: CountingQueue<EmbeddedQueue>,
+    write_back: WriteBackConfig,
     metrics: CapturedMetrics,
     clock: Arc<ScaledClock>,
     config: WorkerConfig,
@@ -208,6 +275,16 @@ struct Stats {
     tally: BTreeMap<String, u64>,
     /// When the backlog merchant's import read to the end.
     backlog_done: Option<DateTime<Utc>>,
+    /// What the merchants other than the backlog's are billed for (its one-off import is left
+    /// out of the per-merchant figures).
+    billed: Billed,
+    /// Write-back invocations and their handler time (wall).
+    writeback_times: Vec<Duration>,
+    /// Webhook deliveries and their handler time (wall).
+    webhook_times: Vec<Duration>,
+    /// Each consignment's ticket time (simulated), by integration and connote (each
+    /// merchant's GoSweetSpot numbers its own).
+    tickets: HashMap<(String, String), DateTime<Utc>>,
 }
 
 impl Pool {
@@ -253,6 +330,11 @@ impl Pool {
         {
             let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
             *stats.tally.entry(kind).or_default() += 1;
+            if r.integration_id != self.backlog_id {
+                stats.billed.pull_s += took.as_secs_f64();
+                stats.billed.invocations += 1.0;
+                stats.billed.receives += 1.0;
+            }
             if let Ok(Handled::Pulled { summary, .. }) = &handled {
                 stats.lags.extend(lag);
                 stats.times.push(took);
@@ -264,9 +346,140 @@ impl Pool {
             }
         }
         if handled.is_ok() {
-            let _ = self.pulls.ack(&r.receipt).await;
+            let _ = self.pulls.inner.ack(&r.receipt).await;
         }
     }
+
+    fn stats(&self) -> std::sync::MutexGuard<'_, Stats> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tickets `slips` of tenant `t` now and delivers their shipments to the webhook handler,
+    /// 50 to a signed delivery.
+    async fn ticket(&self, t: &Tenant, slips: &[String]) {
+        for chunk in slips.chunks(50) {
+            let now = self.clock.now();
+            let mut shipments = Vec::with_capacity(chunk.len());
+            for slip in chunk {
+                let Ok(mut shipment) = t.gss.create_ticket(slip, sandbox::Ticket::default()) else {
+                    continue; // deleted meanwhile (cancelled in CIN7)
+                };
+                shipment.created_utc = Some(now);
+                if let Some(c) = &shipment.consignment_no {
+                    self.stats().tickets.insert((t.id.clone(), c.clone()), now);
+                }
+                shipments.push(shipment);
+            }
+            if shipments.is_empty() {
+                continue;
+            }
+            let body = serde_json::to_vec(&shipments).unwrap_or_default();
+            let signature = shared::signature::sign(WEBHOOK_SECRET.as_bytes(), &body)
+                .map(|s| crate::encode_signature(&s))
+                .unwrap_or_default();
+            let query = shared::webhook::parse_query(&format!("signature={signature}"));
+            let began = Instant::now();
+            let response = shared::webhook::handle(
+                WebhookPorts {
+                    store: &self.store,
+                    secrets: self.secrets.as_ref(),
+                    queue: &self.jobs,
+                    clock: self.clock.as_ref(),
+                    metrics: &self.metrics,
+                },
+                &WebhookRequest {
+                    method: "POST",
+                    integration_id: Some(&t.id),
+                    query: &query,
+                    body: &body,
+                    oversized: false,
+                },
+            )
+            .await;
+            let took = began.elapsed();
+            let mut stats = self.stats();
+            stats.webhook_times.push(took);
+            if t.id != self.backlog_id {
+                stats.billed.webhook_s += took.as_secs_f64();
+                stats.billed.invocations += 1.0;
+                stats.billed.webhooks += 1.0;
+            }
+            *stats
+                .tally
+                .entry(format!("webhook_{}", response.status))
+                .or_default() += 1;
+        }
+    }
+
+    /// One write-back invocation: a batch as the event source hands it over; its failed
+    /// messages come back after the visibility timeout.
+    async fn write_back(&self, received: Vec<shared::queue::Received>) {
+        let batch: Vec<QueuedJob> = received.iter().map(QueuedJob::from).collect();
+        let ports = WriteBackPorts {
+            integrations: &self.store,
+            store: &self.store,
+            clients: &self.clients,
+            shopify: &NoShopify,
+            requeue: &self.jobs,
+            clock: self.clock.as_ref(),
+            metrics: &self.metrics,
+        };
+        let began = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.clock.real(Duration::from_secs(180));
+        let failed: BTreeSet<String> =
+            shared::writeback::handler::handle(batch, ports, &self.write_back, Some(deadline))
+                .await
+                .into_iter()
+                .collect();
+        let took = began.elapsed();
+        for r in &received {
+            if !failed.contains(&r.message_id) {
+                let _ = self.jobs.inner.ack(&r.receipt).await;
+            }
+        }
+        let share = received
+            .iter()
+            .filter(|r| r.integration_id != self.backlog_id)
+            .count() as f64
+            / received.len().max(1) as f64;
+        let mut stats = self.stats();
+        stats.writeback_times.push(took);
+        stats.billed.writeback_s += took.as_secs_f64() * share;
+        stats.billed.writeback_invocations += share;
+        stats.billed.invocations += share;
+        stats.billed.receives += share;
+    }
+}
+
+/// Handler time and requests billed to the merchants other than the backlog's; a write-back
+/// batch is shared among its merchants by their share of its jobs.
+#[derive(Default)]
+struct Billed {
+    pull_s: f64,
+    webhook_s: f64,
+    writeback_s: f64,
+    invocations: f64,
+    writeback_invocations: f64,
+    webhooks: f64,
+    /// SQS receives that returned messages (each with one batch delete).
+    receives: f64,
+}
+
+/// The webhook secret every simulated merchant shares with its GoSweetSpot site.
+const WEBHOOK_SECRET: &str = "whsec-fleet-3c1d5e";
+
+/// Each merchant's keys in one JSON secret, as `secrets set` writes them.
+fn fleet_secrets(tenants: &[Tenant]) -> MapSecrets {
+    let keys = serde_json::json!({
+        "cin7_api_key": CIN7_KEY, "gss_access_key": GSS_KEY, "webhook_secret": WEBHOOK_SECRET,
+    })
+    .to_string();
+    MapSecrets(
+        tenants
+            .iter()
+            .map(|t| (format!("cin7-gss/{}", t.id), keys.clone()))
+            .collect(),
+    )
 }
 
 /// Runs the fleet.
@@ -331,22 +544,47 @@ pub async fn run(config: FleetConfig) -> FleetResult {
         .flatten()
         .or_else(|| tempfile::tempdir().ok())
         .expect("a temporary directory");
+    // The backlog merchant's one-off import is left out of what the others are billed for.
+    let excluded = (config.backlog > 0).then(|| tenants[0].id.clone());
     let clock = Arc::new(ScaledClock::new(start, config.speed));
-    let store = Store::new(Arc::new(MemTable::default()), clock.clone());
-    let clients = ClientCache::new(
-        Arc::new(store.clone()),
-        Arc::new(sandbox_secrets()),
-        Pacing::InProcess,
-    )
-    .with_cin7_windows(cin7_pacing)
-    .with_gss_windows(gss_pacing, pull_share);
+    // CIN7 stamps the write-back's updates with its (simulated) time, as it stamps edits.
+    for t in &tenants {
+        let clock = clock.clone();
+        t.cin7.set_clock(Arc::new(move || clock.now()));
+    }
+    let table = Arc::new(CountingTable::new(
+        Arc::new(MemTable::default()),
+        excluded.as_ref().map(|id| format!("INT#{id}")),
+    ));
+    let store = Store::new(table.clone(), clock.clone());
+    // Secrets Manager's cache, and the client cache, keep a secret for SECRETS_CACHE_SECONDS.
+    let ttl = Duration::from_secs(300);
+    let secrets = Arc::new(CountingSecrets::new(
+        fleet_secrets(&tenants),
+        ttl,
+        clock.clone(),
+        excluded.as_ref().map(|id| format!("cin7-gss/{id}")),
+    ));
+    let clients = ClientCache::new(Arc::new(store.clone()), secrets.clone(), Pacing::InProcess)
+        .with_cin7_windows(cin7_pacing)
+        .with_gss_windows(gss_pacing, pull_share)
+        .with_ttl(ttl, clock.clone());
     let pulls = EmbeddedQueue::open_pulls(&dir.path().join("pulls.sqlite3"), 3)
         .expect("the pull queue")
+        .with_clock(clock.clone());
+    let jobs = EmbeddedQueue::open(&dir.path().join("jobs.sqlite3"), 5)
+        .expect("the write-back queue")
         .with_clock(clock.clone());
     for t in &tenants {
         let mut settings: IntegrationSettings =
             integration_tests::sandbox_settings(&t.id, &t.cin7, &t.gss);
         settings.import.start_from = Some(backlog_from - chrono::Duration::hours(1));
+        let secret = format!("cin7-gss/{}", t.id);
+        settings.cin7.api_key.0 = format!("{secret}#cin7_api_key");
+        settings.gss.access_key.0 = format!("{secret}#gss_access_key");
+        settings.webhook.secret.0 = format!("{secret}#webhook_secret");
+        settings.write_back.send_ticket_number = true;
+        settings.write_back.freight = FreightMode::Cost;
         store
             .put_integration(&settings)
             .await
@@ -358,10 +596,20 @@ pub async fn run(config: FleetConfig) -> FleetResult {
             owner: "fleet".into(),
             ..WorkerConfig::default()
         },
+        write_back: WriteBackConfig {
+            groups: GroupLimits {
+                deadline: clock.real(Duration::from_secs(150)),
+                margin: clock.real(Duration::from_secs(10)),
+                ..GroupLimits::default()
+            },
+            ..WriteBackConfig::new("fleet-write-back".into())
+        },
         store,
+        table,
         clients,
-        jobs: crate::VecQueue::default(),
-        pulls,
+        secrets,
+        jobs: CountingQueue::new(jobs, excluded.clone()),
+        pulls: CountingQueue::new(pulls, excluded.clone()),
         metrics: CapturedMetrics::default(),
         clock: clock.clone(),
         backlog_id: tenants[0].id.clone(),
@@ -416,6 +664,7 @@ pub async fn run(config: FleetConfig) -> FleetResult {
                 Vec::new()
             } else {
                 pool.pulls
+                    .inner
                     .receive(free, Duration::from_secs(600))
                     .await
                     .unwrap_or_default()
@@ -438,6 +687,66 @@ pub async fn run(config: FleetConfig) -> FleetResult {
         // The handlings still in flight finish.
         let _ = permits.acquire_many(IN_FLIGHT as u32).await;
     };
+    // The dispatchers: each published order is ticketed a few minutes after it is first seen.
+    let dispatching = async {
+        let mut rng = fastrand::Rng::with_seed(config.seed ^ 0x5eed);
+        let mut seen: Vec<std::collections::HashSet<String>> =
+            vec![Default::default(); tenants.len()];
+        let mut due: BTreeMap<DateTime<Utc>, Vec<(usize, String)>> = BTreeMap::new();
+        while !done.load(Ordering::SeqCst) {
+            tokio::time::sleep(clock.real(Duration::from_secs(30))).await;
+            let now = clock.now();
+            for (n, t) in tenants.iter().enumerate() {
+                for slip in t.gss.packing_slips() {
+                    if seen[n].insert(slip.clone()) {
+                        let after = rng.u64(TICKET_AFTER_S.0..=TICKET_AFTER_S.1);
+                        due.entry(now + chrono::Duration::seconds(after as i64))
+                            .or_default()
+                            .push((n, slip));
+                    }
+                }
+            }
+            let later = due.split_off(&now);
+            let ready = std::mem::replace(&mut due, later);
+            let mut by_tenant: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+            for (n, slip) in ready.into_values().flatten() {
+                by_tenant.entry(n).or_default().push(slip);
+            }
+            for (n, slips) in by_tenant {
+                pool.ticket(&tenants[n], &slips).await;
+            }
+        }
+    };
+    // The write-back's event source: every batching window, batches of up to 100 jobs, at most
+    // `WRITE_BACK_INVOCATIONS` invocations at once, each on a task of its own.
+    let invocations = Arc::new(tokio::sync::Semaphore::new(WRITE_BACK_INVOCATIONS));
+    let writing_back = async {
+        while !done.load(Ordering::SeqCst) {
+            tokio::time::sleep(clock.real(WRITE_BACK_WINDOW)).await;
+            loop {
+                let Ok(permit) = invocations.clone().acquire_owned().await else {
+                    break;
+                };
+                let received = pool
+                    .jobs
+                    .inner
+                    .receive(WRITE_BACK_BATCH, Duration::from_secs(1200))
+                    .await
+                    .unwrap_or_default();
+                if received.is_empty() {
+                    break;
+                }
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    pool.write_back(received).await;
+                    drop(permit);
+                });
+            }
+        }
+        let _ = invocations
+            .acquire_many(WRITE_BACK_INVOCATIONS as u32)
+            .await;
+    };
     let sweeping = async {
         while !done.load(Ordering::SeqCst) {
             tokio::time::sleep(clock.real(Duration::from_secs(300))).await;
@@ -450,8 +759,20 @@ pub async fn run(config: FleetConfig) -> FleetResult {
         tokio::time::sleep_until(clock.real_at(end).into()).await;
         done.store(true, Ordering::SeqCst);
     };
-    tokio::join!(arrive, backlog, dispatch, sweeping, stop);
+    tokio::join!(
+        arrive,
+        backlog,
+        dispatch,
+        dispatching,
+        writing_back,
+        sweeping,
+        stop
+    );
     let wall_s = wall.elapsed().as_secs_f64();
+    // What AWS would bill, before the measurement below reads the store.
+    let table_counts = pool.table.counts();
+    let secrets_calls = pool.secrets.fetches();
+    let sqs_sends = pool.jobs.requests() + pool.pulls.requests();
     let store = &pool.store;
     let stats = std::mem::take(&mut *pool.stats.lock().unwrap_or_else(|p| p.into_inner()));
 
@@ -461,8 +782,14 @@ pub async fn run(config: FleetConfig) -> FleetResult {
     let mut published = 0;
     let mut max_calls = 0i64;
     let mut idle_calls = Vec::new();
+    let mut records_by_state: BTreeMap<String, usize> = BTreeMap::new();
     for (n, t) in tenants.iter().enumerate() {
         let records = store.list_orders(&t.id, None).await.unwrap_or_default();
+        for r in &records {
+            *records_by_state
+                .entry(format!("{:?} {}", r.state, r.reason))
+                .or_default() += 1;
+        }
         for r in &records {
             let (Some(f), Some(modified)) = (r.freshness_seconds, r.modified_date) else {
                 continue;
@@ -491,6 +818,125 @@ pub async fn run(config: FleetConfig) -> FleetResult {
     let times = &stats.times;
     let handler_total: Duration = times.iter().sum();
     let idle_day = idle_calls.iter().sum::<i64>() as f64 / idle_calls.len().max(1) as f64 * day;
+    let per_tenant_day = |x: f64| x / config.tenants as f64 * day;
+    // Per merchant billed: the backlog merchant left out.
+    let billed_tenants = config.tenants - usize::from(excluded.is_some());
+    let per_billed_day = |x: f64| x / billed_tenants.max(1) as f64 * day;
+    let billed = |t: &&Tenant| excluded.as_deref() != Some(t.id.as_str());
+
+    // The write-back: each consignment's ticket → its order's dispatch in CIN7 (the record's
+    // first `dispatched` transition), simulated seconds.
+    let mut writebacks = Vec::new();
+    for t in &tenants {
+        for r in store
+            .list_orders(&t.id, Some(OrderState::Dispatched))
+            .await
+            .unwrap_or_default()
+        {
+            let Some(dispatched) = r
+                .history
+                .iter()
+                .find(|h| h.state == OrderState::Dispatched)
+                .map(|h| h.at)
+            else {
+                continue;
+            };
+            for c in &r.consignments {
+                if let Some(ticketed) = stats.tickets.get(&(t.id.clone(), c.connote.clone())) {
+                    writebacks.push((dispatched - *ticketed).to_std().unwrap_or_default());
+                }
+            }
+        }
+    }
+    // Modelled Lambda time: the handlers' own time here, plus the round trips the sandboxes
+    // do not take (each CIN7 and GoSweetSpot call, each DynamoDB request, each SQS send).
+    let cin7_calls: usize = tenants
+        .iter()
+        .filter(billed)
+        .map(|t| t.cin7.harness().records().len())
+        .sum();
+    let gss_calls: usize = tenants
+        .iter()
+        .filter(billed)
+        .map(|t| t.gss.harness().records().len())
+        .sum();
+    let metrics = pool.metrics.all();
+    let billed_metrics: Vec<&shared::metrics::Counts> = metrics
+        .iter()
+        .filter(|c| c.integration.is_none() || c.integration != excluded)
+        .collect();
+    let writeback_groups: Vec<&&shared::metrics::Counts> = billed_metrics
+        .iter()
+        .filter(|c| {
+            c.function == shared::writeback::handler::FUNCTION && c.get("Cin7Calls").is_some()
+        })
+        .collect();
+    let wb_cin7: u64 = writeback_groups
+        .iter()
+        .filter_map(|c| c.get("Cin7Calls"))
+        .sum();
+    let b = &stats.billed;
+    let writeback_s =
+        b.writeback_s + wb_cin7 as f64 * CIN7_CALL_S + writeback_groups.len() as f64 * GSS_CALL_S;
+    let all_gb_s = WEBHOOK_GB * b.webhook_s
+        + FUNCTION_GB
+            * (b.pull_s
+                + b.writeback_s
+                + cin7_calls as f64 * CIN7_CALL_S
+                + gss_calls as f64 * GSS_CALL_S
+                + (table_counts.reads + table_counts.writes) as f64 * DYNAMODB_CALL_S
+                + sqs_sends as f64 * 0.01);
+    // The shared pacing windows production uses (the fleet paces in process: its compressed
+    // windows and the store's simulated clock do not mix): per CIN7 or GoSweetSpot call, one
+    // read and one conditional write of the integration's window item, a log of the calls in
+    // its longest window (a minute for CIN7, an hour for GoSweetSpot) at ≈14 bytes a call.
+    let hours = config.warmup_hours + config.simulated_hours;
+    let per_merchant_hour = |calls: usize| calls as f64 / billed_tenants.max(1) as f64 / hours;
+    let window_units = |in_window: f64| ((in_window * 14.0 + 120.0) / 1024.0).ceil().max(1.0);
+    let rate_write_units = cin7_calls as f64 * window_units(per_merchant_hour(cin7_calls) / 60.0)
+        + gss_calls as f64 * window_units(per_merchant_hour(gss_calls));
+    let rate_requests = (cin7_calls + gss_calls) as f64;
+    let invocations = b.invocations;
+    // The metrics CloudWatch would hold: one per dimension set and name (dimensioned by
+    // function only, the default), and the bytes of their EMF lines.
+    let series: BTreeSet<(&str, &str)> = metrics
+        .iter()
+        .flat_map(|c| c.counts.iter().map(|(name, _)| (c.function, name.as_str())))
+        .collect();
+    let emf_bytes: usize = billed_metrics
+        .iter()
+        .map(|c| {
+            c.emf(0, shared::metrics::Dimensions::Function)
+                .to_string()
+                .len()
+                + 1
+        })
+        .sum();
+    let log_bytes = emf_bytes as f64
+        + crate::counting::logged_bytes() as f64
+        + invocations * PLATFORM_LOG_BYTES as f64;
+    let usage = Usage {
+        lambda_gb_s: per_billed_day(all_gb_s),
+        lambda_requests: per_billed_day(invocations),
+        dynamodb_write_units: per_billed_day(table_counts.write_units as f64 + rate_write_units),
+        dynamodb_read_units: per_billed_day(table_counts.read_units as f64 + rate_requests),
+        // Sends, and each receive that returned messages with its batch delete.
+        sqs_requests: per_billed_day(sqs_sends as f64 + 2.0 * b.receives),
+        webhook_requests: per_billed_day(b.webhooks),
+        secrets: 1.0,
+        secrets_calls: per_billed_day(secrets_calls as f64),
+        // The log lines of every merchant (the backlog's too: they are not told apart).
+        log_bytes: per_tenant_day(log_bytes),
+        deployment_metrics: series.len() as f64,
+        deployment_alarms: 3.0,
+        deployment_sqs_requests: crate::cost::idle_polling_a_day(),
+        // The sweeper, every five minutes.
+        deployment_lambda_requests: 288.0,
+    };
+    let cost_at = [1, 100, 1_000, 10_000]
+        .into_iter()
+        .map(|n| (n, cost_per_merchant_month(&usage, n)))
+        .collect();
     FleetResult {
         tenants: config.tenants,
         simulated_hours: config.simulated_hours,
@@ -510,11 +956,40 @@ pub async fn run(config: FleetConfig) -> FleetResult {
         pull_invocations_per_tenant_day: times.len() as f64 / config.tenants as f64 * day,
         pull_handler_ms_p50: quantile(times, 0.5).as_secs_f64() * 1000.0,
         pull_lag_p95_s: s(quantile(&stats.lags, 0.95)),
-        // 256 MB functions: handler wall time × 0.25 GB, per merchant, per day.
-        pull_gb_s_per_tenant_day: handler_total.as_secs_f64() * 0.25 / config.tenants as f64 * day,
+        // Handler wall time × the pull's memory, per merchant, per day.
+        pull_gb_s_per_tenant_day: handler_total.as_secs_f64() * FUNCTION_GB / config.tenants as f64
+            * day,
         reseeded_by_sweeper: reseeded.load(Ordering::Relaxed) as usize,
         messages: stats.tally,
         cin7_429s: tenants.iter().map(|t| t.cin7.harness().throttled()).sum(),
+        records_by_state,
+        consignments: stats.tickets.len(),
+        written_back: writebacks.len(),
+        writeback_p50_s: s(quantile(&writebacks, 0.5)),
+        writeback_p95_s: s(quantile(&writebacks, 0.95)),
+        writeback_invocations_per_tenant_day: per_billed_day(b.writeback_invocations),
+        writeback_gb_s_per_tenant_day: per_billed_day(writeback_s * FUNCTION_GB),
+        webhook_deliveries_per_tenant_day: usage.webhook_requests,
+        lambda_gb_s_per_tenant_day: usage.lambda_gb_s,
+        dynamodb_writes_per_tenant_day: per_billed_day(table_counts.writes as f64 + rate_requests),
+        dynamodb_reads_per_tenant_day: per_billed_day(table_counts.reads as f64 + rate_requests),
+        dynamodb_write_units_per_tenant_day: usage.dynamodb_write_units,
+        dynamodb_read_units_per_tenant_day: usage.dynamodb_read_units,
+        dynamodb_write_units_by_kind_per_tenant_day: table_counts
+            .write_units_by_kind
+            .iter()
+            .map(|(k, v)| (k.clone(), per_billed_day(*v as f64)))
+            .chain([(
+                "RATE (modelled)".to_string(),
+                per_billed_day(rate_write_units),
+            )])
+            .collect(),
+        sqs_requests_per_tenant_day: usage.sqs_requests,
+        secrets_calls_per_tenant_day: usage.secrets_calls,
+        metrics_per_tenant: series.len() as f64 / config.tenants as f64,
+        log_bytes_per_tenant_day: usage.log_bytes,
+        cost_usd_per_merchant_month: cost_per_merchant_month(&usage, config.tenants),
+        cost_usd_per_merchant_month_at: cost_at,
     }
 }
 

@@ -8,6 +8,8 @@
 //! `make bench` runs both, in the bench profile. See `bench/README.md` for the method.
 
 pub mod bound;
+pub mod cost;
+pub mod counting;
 pub mod fleet;
 pub mod flow;
 pub mod mem_table;

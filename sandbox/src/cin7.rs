@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,7 +41,21 @@ struct State_ {
     /// Per order: how many applied updates dispatched it and how many changed its freight.
     applied: Mutex<BTreeMap<i64, Applied>>,
     time: Mutex<AccountTime>,
+    /// What `modifiedDate` is stamped with ([`Cin7Sandbox::set_clock`]).
+    clock: Mutex<Clock>,
     harness: Arc<Harness>,
+}
+
+/// Tells the sandbox's time.
+pub type Now = dyn Fn() -> DateTime<Utc> + Send + Sync;
+
+#[derive(Clone)]
+struct Clock(Arc<Now>);
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 /// IIS's default `maxQueryString`: a longer query string is answered 404.15.
@@ -79,6 +93,7 @@ impl Cin7Sandbox {
             orders: Mutex::default(),
             applied: Mutex::default(),
             time: Mutex::default(),
+            clock: Mutex::new(Clock(Arc::new(Utc::now))),
             harness: harness.clone(),
         });
         let router = Router::new()
@@ -107,6 +122,12 @@ impl Cin7Sandbox {
     /// Recording, faults and rate limits.
     pub fn harness(&self) -> &Harness {
         &self.state.harness
+    }
+
+    /// Stamps edits and updates with `now` instead of the wall clock (a simulation in
+    /// compressed time).
+    pub fn set_clock(&self, now: Arc<Now>) {
+        *lock(&self.state.clock) = Clock(now);
     }
 
     /// Regenerates the API connection's key, as a merchant does in CIN7: from now on only
@@ -139,7 +160,7 @@ impl Cin7Sandbox {
             return false;
         };
         edit(order);
-        order["modifiedDate"] = json!(now_text());
+        order["modifiedDate"] = json!(stamp(self.state.now()));
         true
     }
 
@@ -159,8 +180,15 @@ impl Cin7Sandbox {
     }
 }
 
-fn now_text() -> String {
-    Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+impl State_ {
+    fn now(&self) -> DateTime<Utc> {
+        let clock = lock(&self.clock).clone();
+        (clock.0)()
+    }
+}
+
+fn stamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// IIS refuses a query string over [`MAX_QUERY_STRING`] characters before the application
@@ -398,6 +426,7 @@ async fn update(State(state): State<Arc<State_>>, headers: HeaderMap, body: Stri
     if items.len() > 250 {
         return error(StatusCode::BAD_REQUEST, "At most 250 orders per request");
     }
+    let now = state.now();
     let mut orders = lock(&state.orders);
     let mut applied = lock(&state.applied);
     let results: Vec<Value> = items
@@ -406,7 +435,7 @@ async fn update(State(state): State<Arc<State_>>, headers: HeaderMap, body: Stri
         .map(|(index, item)| {
             let id = item.get("id").and_then(Value::as_i64);
             let before = id.and_then(|i| orders.get(&i)).cloned();
-            let outcome = apply_update(&mut orders, item);
+            let outcome = apply_update(&mut orders, item, now);
             if let (Ok(()), Some(i), Some(before)) = (&outcome, id, before)
                 && let Some(after) = orders.get(&i)
             {
@@ -436,7 +465,11 @@ fn is_true(v: Option<&Value>) -> bool {
     v.and_then(Value::as_bool).unwrap_or(false)
 }
 
-fn apply_update(orders: &mut BTreeMap<i64, Value>, item: Value) -> Result<(), String> {
+fn apply_update(
+    orders: &mut BTreeMap<i64, Value>,
+    item: Value,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
     let Value::Object(changes) = item else {
         return Err("Each order must be an object".into());
     };
@@ -503,6 +536,6 @@ fn apply_update(orders: &mut BTreeMap<i64, Value>, item: Value) -> Result<(), St
             }
         }
     }
-    target.insert("modifiedDate".into(), json!(now_text()));
+    target.insert("modifiedDate".into(), json!(stamp(now)));
     Ok(())
 }

@@ -9,7 +9,10 @@
 //! (`lastupdateminutc` = the last reconcile less `import.overlap_seconds`, `lastupdatemaxutc` =
 //! now; pages of 250): an idle reconcile costs one GoSweetSpot call, N changed shipments
 //! ⌈N/250⌉. The cursor moves only once the window's jobs are queued; a first reconcile starts at
-//! `import.start_from` (default: seven days back).
+//! `import.start_from` (default: seven days back). It is saved when a reconcile queued something
+//! and otherwise at most every [`CURSOR_EVERY`]: in between the window grows from the saved
+//! cursor, and what it lists again was seen already (a duplicate, skipped by a read) — a write
+//! a poll saved for a read of each recently changed shipment.
 
 use crate::clock::Clock;
 use crate::gss::GssClient;
@@ -116,6 +119,9 @@ pub fn starts_at(
     }
 }
 
+/// How old the saved cursor may grow before an idle reconcile saves it again.
+pub const CURSOR_EVERY: chrono::Duration = chrono::Duration::minutes(15);
+
 /// Runs one reconcile of one integration.
 pub async fn reconcile(
     deps: ReconcileDeps<'_>,
@@ -158,7 +164,10 @@ pub async fn reconcile(
     )
     .await?;
     let queued: Vec<String> = jobs.into_iter().map(|j| j.connote).collect();
-    if !options.dry_run {
+    let stale = cursor
+        .as_ref()
+        .is_none_or(|c| now - c.saved_at >= CURSOR_EVERY);
+    if !options.dry_run && (stale || !queued.is_empty()) {
         // Through the start of the window's last second: what changed later in that second may
         // not have been listed yet, and is asked for again next time (a repeat is a duplicate).
         use chrono::SubsecRound;

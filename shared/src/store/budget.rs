@@ -12,10 +12,12 @@ pub trait CallBudget: Send + Sync {
     /// Adds `n` CIN7 calls to today's (UTC) count and returns the day's total.
     async fn count_calls(&self, integration: &str, n: i64) -> Result<i64, StoreError>;
 
-    /// Today's (UTC) CIN7 call count so far.
-    async fn calls_today(&self, integration: &str) -> Result<i64, StoreError> {
-        self.count_calls(integration, 0).await
-    }
+    /// Today's (UTC) CIN7 call count so far (a read: no write).
+    async fn calls_today(&self, integration: &str) -> Result<i64, StoreError>;
+}
+
+fn day_key(now: chrono::DateTime<chrono::Utc>) -> String {
+    format!("CALLS#{}", now.format("%Y-%m-%d"))
 }
 
 #[async_trait]
@@ -25,10 +27,19 @@ impl CallBudget for Store {
         self.table
             .add(
                 &int_pk(integration),
-                &format!("CALLS#{}", now.format("%Y-%m-%d")),
+                &day_key(now),
                 n,
                 now.timestamp() + KEEP_S,
             )
             .await
+    }
+
+    async fn calls_today(&self, integration: &str) -> Result<i64, StoreError> {
+        let now = self.now();
+        let item = self
+            .table
+            .get(&int_pk(integration), &day_key(now), now.timestamp())
+            .await?;
+        Ok(item.map_or(0, |i| i.version))
     }
 }
