@@ -889,10 +889,11 @@ pub async fn run(config: FleetConfig) -> FleetResult {
     // The shared pacing windows production uses (the fleet paces in process: its compressed
     // windows and the store's simulated clock do not mix): per CIN7 or GoSweetSpot call, one
     // read and one conditional write of the integration's window item, a log of the calls in
-    // its longest window (a minute for CIN7, an hour for GoSweetSpot) at ≈14 bytes a call.
+    // its longest window (a minute for CIN7, an hour for GoSweetSpot), stored as offsets from
+    // the oldest call: ≈8 bytes a call.
     let hours = config.warmup_hours + config.simulated_hours;
     let per_merchant_hour = |calls: usize| calls as f64 / billed_tenants.max(1) as f64 / hours;
-    let window_units = |in_window: f64| ((in_window * 14.0 + 120.0) / 1024.0).ceil().max(1.0);
+    let window_units = |in_window: f64| ((in_window * 8.0 + 140.0) / 1024.0).ceil().max(1.0);
     let rate_write_units = cin7_calls as f64 * window_units(per_merchant_hour(cin7_calls) / 60.0)
         + gss_calls as f64 * window_units(per_merchant_hour(gss_calls));
     let rate_requests = (cin7_calls + gss_calls) as f64;

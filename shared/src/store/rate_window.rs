@@ -1,9 +1,15 @@
 //! The cross-process rate window: the recent call times of one integration's calls to one
 //! API, shared by every process and function through the store.
+//!
+//! The item holds the log compactly — the oldest grant's time and each grant's offset from it
+//! in milliseconds ([`Log`]) — so a GoSweetSpot hour of a typical merchant (about a hundred
+//! calls) stays under DynamoDB's 1 KB write unit, and a full one (999) under 8 KB instead of
+//! 14 KB. A log written as a plain list of times (before) still reads.
 
 use super::{Cond, Item, Store, StoreError, from_doc, int_pk, millis, to_doc};
 use crate::rate_limit::{LimitError, RateLimiter, Window, wait_before};
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,7 +48,7 @@ impl RateWindows for Store {
             let now_ms = now.timestamp_millis();
             let version = current.as_ref().map_or(0, |i| i.version);
             let mut log: Vec<i64> = match &current {
-                Some(item) => from_doc(item)?,
+                Some(item) => from_doc::<Log>(item)?.times(),
                 None => Vec::new(),
             };
             log.sort_unstable();
@@ -56,7 +62,7 @@ impl RateWindows for Store {
             let item = Item {
                 pk: pk.clone(),
                 sk: sk.clone(),
-                doc: to_doc(&log)?,
+                doc: to_doc(&Log::of(&log))?,
                 version: version + 1,
                 expires_at: Some(now.timestamp() + longest.as_secs() as i64 + 60),
                 ..Item::default()
@@ -68,6 +74,34 @@ impl RateWindows for Store {
             {
                 return Ok(None);
             }
+        }
+    }
+}
+
+/// A window's log as stored: the first grant's time (ms since the epoch) and each grant's
+/// offset from it, or (as written before) the times themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Log {
+    Offsets { t0: i64, d: Vec<i64> },
+    Times(Vec<i64>),
+}
+
+impl Log {
+    /// The log of `times` (in order).
+    fn of(times: &[i64]) -> Self {
+        let t0 = times.first().copied().unwrap_or(0);
+        Log::Offsets {
+            t0,
+            d: times.iter().map(|t| t - t0).collect(),
+        }
+    }
+
+    /// The grants' times.
+    fn times(self) -> Vec<i64> {
+        match self {
+            Log::Offsets { t0, d } => d.into_iter().map(|o| t0 + o).collect(),
+            Log::Times(times) => times,
         }
     }
 }
@@ -116,5 +150,22 @@ impl RateLimiter for StoreRateLimiter {
                 Err(e) => return Err(LimitError(e.to_string())),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_round_trips_compactly_and_reads_the_old_form() {
+        let times: Vec<i64> = (0..100).map(|i| 1_764_612_000_000 + i * 36_000).collect();
+        let doc = serde_json::to_string(&Log::of(&times)).unwrap();
+        assert!(doc.len() < 800, "{} bytes", doc.len());
+        let back: Log = serde_json::from_str(&doc).unwrap();
+        assert_eq!(back.times(), times);
+        let old: Log = serde_json::from_str(&serde_json::to_string(&times).unwrap()).unwrap();
+        assert_eq!(old.times(), times);
+        assert_eq!(Log::of(&[]).times(), Vec::<i64>::new());
     }
 }
