@@ -64,17 +64,22 @@ struct World {
 
 impl World {
     async fn new() -> Self {
+        Self::over(|table| table, Pacing::InProcess).await
+    }
+
+    /// A world whose SQLite table is wrapped by `wrap`, its clients paced as `pacing` says.
+    async fn over(
+        wrap: impl FnOnce(Arc<dyn shared::store::Table>) -> Arc<dyn shared::store::Table>,
+        pacing: Pacing,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(morning()));
         let table =
             shared::store::sqlite::SqliteTable::open(&dir.path().join("s.sqlite3")).unwrap();
-        let store = Store::new(Arc::new(table), clock.clone());
-        let clients = ClientCache::new(
-            Arc::new(store.clone()),
-            Arc::new(sandbox_secrets()),
-            Pacing::InProcess,
-        )
-        .with_http(Duration::from_secs(10), fast_retry(3));
+        let store = Store::new(wrap(Arc::new(table)), clock.clone());
+        let clients =
+            ClientCache::new(Arc::new(store.clone()), Arc::new(sandbox_secrets()), pacing)
+                .with_http(Duration::from_secs(10), fast_retry(3));
         let jobs = EmbeddedQueue::open(&dir.path().join("q.sqlite3"), 5)
             .unwrap()
             .with_clock(clock.clone());
@@ -431,4 +436,151 @@ async fn the_poll_budget_spreads_the_rest_of_the_day() {
         }]
     );
     assert_eq!(w.list_calls(), 1);
+}
+
+/// DynamoDB writes by the kind of item, of `counted` since `before`.
+fn writes_since(
+    counted: &integration_tests::recording::CountingTable,
+    before: &std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    counted
+        .counts()
+        .writes_by_kind
+        .into_iter()
+        .map(|(k, n)| (k.clone(), n - before.get(&k).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_store_writes_of_an_idle_poll_an_order_a_webhook_and_a_write_back() {
+    let counted = Arc::new(std::sync::OnceLock::new());
+    let keep = counted.clone();
+    let w = World::over(
+        move |table| {
+            let c = Arc::new(integration_tests::recording::CountingTable::new(
+                table, None,
+            ));
+            let _ = keep.set(c.clone());
+            c
+        },
+        Pacing::Shared,
+    )
+    .await;
+    let counted: &integration_tests::recording::CountingTable =
+        counted.get().expect("the world's table");
+    let kinds = |list: &[(&str, u64)]| -> std::collections::BTreeMap<String, u64> {
+        list.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+    };
+    let mut settings = w.settings("acme");
+    settings.write_back.send_ticket_number = true;
+    w.store.put_integration(&settings).await.unwrap();
+    seed(w.sweeper(), "acme", PullKind::Seed).await.unwrap();
+    // The first pull makes the cursors; each poll is handled when its message is due.
+    let mut due = delay_of(&w.handle_visible().await[0]);
+    let mut poll = async || {
+        let before = counted.counts().writes_by_kind;
+        w.advance(due);
+        let handled = w.handle_visible().await;
+        assert_eq!(handled.len(), 1);
+        due = delay_of(&handled[0]);
+        writes_since(counted, &before)
+    };
+
+    // An idle poll: the lease taken and given back, the day's CIN7 count, the schedule, and
+    // one shared-window write for each call (the CIN7 list and the reconcile's GoSweetSpot
+    // read); no cursor (the reconcile's was saved minutes ago). A merchant that has taken no
+    // order is polled every five minutes, so each next due time falls in the next five-minute
+    // bucket of the due index: the entry moves (a write and a delete) every idle poll.
+    for _ in 0..2 {
+        let idle = poll().await;
+        assert_eq!(
+            idle,
+            kinds(&[
+                ("CALLS", 1),
+                ("DUE", 2),
+                ("LEASE", 2),
+                ("RATE", 2),
+                ("SCHEDULE", 1)
+            ]),
+            "{idle:?}"
+        );
+    }
+
+    // A poll that publishes one order: the idle poll's, plus the order's record and its
+    // packing-slip index, the pull cursor, and the GoSweetSpot PUT's window write.
+    w.orders(1, 1);
+    let one = poll().await;
+    assert_eq!(
+        one,
+        kinds(&[
+            ("CALLS", 1),
+            ("CURSOR", 1),
+            ("LEASE", 2),
+            ("ORDER", 1),
+            ("RATE", 3),
+            ("RECONCILE", 1),
+            ("SCHEDULE", 1),
+            ("SLIP", 1)
+        ]),
+        "{one:?} (the reconcile's cursor is 15 minutes old by this poll: saved)"
+    );
+
+    // The order's consignment webhook: the delivery's dedup entry, the consignment's sighting,
+    // the order's record (the consignment noted); the job queued.
+    let shipment = w
+        .gss
+        .create_ticket("SO-1", sandbox::Ticket::default())
+        .unwrap();
+    let secrets = sandbox_secrets();
+    let before = counted.counts().writes_by_kind;
+    let ports = shared::webhook::WebhookPorts {
+        store: &w.store,
+        secrets: &secrets,
+        queue: &w.jobs,
+        clock: w.clock.as_ref(),
+        metrics: &w.metrics,
+    };
+    let answered = deliver(ports, "acme", &[shipment], "whsec-3c1d5e").await;
+    assert_eq!(answered.status, 202, "{answered:?}");
+    let webhook = writes_since(counted, &before);
+    assert_eq!(
+        webhook,
+        kinds(&[("CONSIGNMENT", 1), ("DELIVERY", 1), ("ORDER", 1)]),
+        "{webhook:?}"
+    );
+
+    // Its write-back: the consignment's claim taken and completed, the order's record, and a
+    // window write for each call (GoSweetSpot's shipment read, CIN7's order read and PUT).
+    let jobs: Vec<QueuedJob> = w
+        .jobs
+        .receive(10, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .iter()
+        .map(QueuedJob::from)
+        .collect();
+    assert_eq!(jobs.len(), 1);
+    let before = counted.counts().writes_by_kind;
+    let ports = shared::writeback::handler::WriteBackPorts {
+        integrations: &w.store,
+        store: &w.store,
+        clients: &w.clients,
+        shopify: &NoShopify,
+        requeue: &w.jobs,
+        clock: w.clock.as_ref(),
+        metrics: &w.metrics,
+    };
+    let config = shared::writeback::handler::WriteBackConfig::new("wb".into());
+    assert!(
+        shared::writeback::handler::handle(jobs, ports, &config, None)
+            .await
+            .is_empty()
+    );
+    let write_back = writes_since(counted, &before);
+    assert_eq!(
+        write_back,
+        kinds(&[("CALLS", 1), ("IDEM", 2), ("ORDER", 1), ("RATE", 3)]),
+        "{write_back:?}"
+    );
 }

@@ -18,11 +18,14 @@
 //! bench/README.md.
 
 use crate::cost::{Usage, cost_per_merchant_month};
-use crate::counting::{CountingQueue, CountingSecrets, CountingTable};
+use crate::counting::{CountingQueue, CountingSecrets};
 use crate::mem_table::MemTable;
 use crate::stats::quantile;
 use chrono::{DateTime, TimeZone, Utc};
-use integration_tests::{CIN7_KEY, CIN7_USER, GSS_KEY, GSS_SITE, MapSecrets, NoShopify, order};
+use integration_tests::recording::CountingTable;
+use integration_tests::{
+    CIN7_KEY, CIN7_USER, GSS_KEY, GSS_SITE, MapSecrets, NoShopify, deliver, order,
+};
 use sandbox::{Cin7Sandbox, GssSandbox};
 use serde::Serialize;
 use shared::app::{ClientCache, Pacing};
@@ -40,7 +43,7 @@ use shared::schedule::{
 use shared::settings::{FreightMode, IntegrationSettings};
 use shared::store::Store;
 use shared::store::prelude::*;
-use shared::webhook::{WebhookPorts, WebhookRequest};
+use shared::webhook::WebhookPorts;
 use shared::writeback::handler::{GroupLimits, WriteBackConfig, WriteBackPorts};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -373,29 +376,15 @@ impl Pool {
             if shipments.is_empty() {
                 continue;
             }
-            let body = serde_json::to_vec(&shipments).unwrap_or_default();
-            let signature = shared::signature::sign(WEBHOOK_SECRET.as_bytes(), &body)
-                .map(|s| crate::encode_signature(&s))
-                .unwrap_or_default();
-            let query = shared::webhook::parse_query(&format!("signature={signature}"));
             let began = Instant::now();
-            let response = shared::webhook::handle(
-                WebhookPorts {
-                    store: &self.store,
-                    secrets: self.secrets.as_ref(),
-                    queue: &self.jobs,
-                    clock: self.clock.as_ref(),
-                    metrics: &self.metrics,
-                },
-                &WebhookRequest {
-                    method: "POST",
-                    integration_id: Some(&t.id),
-                    query: &query,
-                    body: &body,
-                    oversized: false,
-                },
-            )
-            .await;
+            let ports = WebhookPorts {
+                store: &self.store,
+                secrets: self.secrets.as_ref(),
+                queue: &self.jobs,
+                clock: self.clock.as_ref(),
+                metrics: &self.metrics,
+            };
+            let response = deliver(ports, &t.id, &shipments, WEBHOOK_SECRET).await;
             let took = began.elapsed();
             let mut stats = self.stats();
             stats.webhook_times.push(took);

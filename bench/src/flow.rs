@@ -26,7 +26,7 @@ use shared::pull::{PullDeps, PullOptions, PullOutcome, SharedSink, run_pull};
 use shared::rate_limit::{RateLimiter, Window, WindowLimiter};
 use shared::store::Store;
 use shared::store::prelude::*;
-use shared::webhook::{WebhookPorts, WebhookRequest};
+use shared::webhook::WebhookPorts;
 use shared::writeback::run::{JobOutcome, WriteBackDeps, run_batch};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -287,29 +287,14 @@ async fn ticket_and_deliver(rig: &Rig, slips: &[String]) {
                     .expect("ticketed"),
             );
         }
-        let body = serde_json::to_vec(&shipments).expect("shipments encode");
-        let signature = shared::signature::sign(secret.as_bytes(), &body).expect("HMAC key");
-        let query = shared::webhook::parse_query(&format!(
-            "signature={}",
-            crate::encode_signature(&signature)
-        ));
-        let response = shared::webhook::handle(
-            WebhookPorts {
-                store: &rig.store,
-                secrets: &rig.secrets,
-                queue: &rig.queue,
-                clock: &shared::clock::SystemClock,
-                metrics: &shared::metrics::LogMetrics,
-            },
-            &WebhookRequest {
-                method: "POST",
-                integration_id: Some("acme"),
-                query: &query,
-                body: &body,
-                oversized: false,
-            },
-        )
-        .await;
+        let ports = WebhookPorts {
+            store: &rig.store,
+            secrets: &rig.secrets,
+            queue: &rig.queue,
+            clock: &shared::clock::SystemClock,
+            metrics: &shared::metrics::LogMetrics,
+        };
+        let response = integration_tests::deliver(ports, "acme", &shipments, &secret).await;
         assert_eq!(response.status, 202, "webhook answered {response:?}");
     }
 }

@@ -584,6 +584,31 @@ pub fn encode_signature(signature: &str) -> String {
         .collect()
 }
 
+/// Delivers `shipments` to the webhook handler as GoSweetSpot does: one body, signed with the
+/// integration's webhook `secret`, in the query's `signature`.
+pub async fn deliver(
+    ports: shared::webhook::WebhookPorts<'_>,
+    integration: &str,
+    shipments: &[shared::gss::model::Shipment],
+    secret: &str,
+) -> shared::webhook::WebhookResponse {
+    let body = serde_json::to_vec(shipments).expect("shipments encode");
+    let signature = shared::signature::sign(secret.as_bytes(), &body).expect("an HMAC key");
+    let query =
+        shared::webhook::parse_query(&format!("signature={}", encode_signature(&signature)));
+    shared::webhook::handle(
+        ports,
+        &shared::webhook::WebhookRequest {
+            method: "POST",
+            integration_id: Some(integration),
+            query: &query,
+            body: &body,
+            oversized: false,
+        },
+    )
+    .await
+}
+
 /// An API Gateway HTTP API (payload 2.0) request posting a signed webhook body.
 pub fn webhook_event(integration: &str, body: &str, signature: &str) -> Value {
     json!({
