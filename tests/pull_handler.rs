@@ -232,11 +232,16 @@ async fn grants_after_a_call_from_each_process(
         let table = table.clone();
         let sk = format!("RATE#{service}");
         async move {
-            table
-                .get("INT#acme", &sk, 0)
-                .await
-                .unwrap()
-                .map(|item| serde_json::from_str::<Vec<i64>>(&item.doc).unwrap())
+            table.get("INT#acme", &sk, 0).await.unwrap().map(|item| {
+                // The log as stored: the oldest grant and each grant's offset from it.
+                let log: serde_json::Value = serde_json::from_str(&item.doc).unwrap();
+                let t0 = log["t0"].as_i64().expect("t0");
+                let offsets = log["d"].as_array().expect("offsets");
+                offsets
+                    .iter()
+                    .map(|d| t0 + d.as_i64().expect("an offset"))
+                    .collect::<Vec<i64>>()
+            })
         }
     };
     (grants("gss").await, grants("cin7").await)
