@@ -113,6 +113,7 @@ fn peak_rss_kib(function: &FunctionProcess) -> Option<u64> {
 struct World {
     table: String,
     queue_url: String,
+    pull_queue_url: String,
     secret_prefix: String,
     cin7: Cin7Sandbox,
     gss: GssSandbox,
@@ -132,6 +133,13 @@ impl World {
         let queue_url = shared::queue::sqs::create_queue(
             &sqs,
             &integration_tests::unique_name("bench-q"),
+            None,
+        )
+        .await
+        .expect("queue created");
+        let pull_queue_url = shared::queue::sqs::create_queue(
+            &sqs,
+            &integration_tests::unique_name("bench-pulls"),
             None,
         )
         .await
@@ -161,6 +169,7 @@ impl World {
         Self {
             table,
             queue_url,
+            pull_queue_url,
             secret_prefix,
             cin7,
             gss,
@@ -175,11 +184,13 @@ impl World {
         match name {
             "order-pull" => {
                 env.push(("WRITE_BACK_QUEUE_URL", self.queue_url.clone()));
+                env.push(("PULL_QUEUE_URL", self.pull_queue_url.clone()));
                 env.push(("PULL_CONCURRENCY", "4".into()));
                 env.push(("PULL_MARGIN_SECONDS", "1".into()));
             }
             "consignment-webhook" => env.push(("WRITE_BACK_QUEUE_URL", self.queue_url.clone())),
             _ => {
+                env.push(("WRITE_BACK_QUEUE_URL", self.queue_url.clone()));
                 env.push(("MAX_RECEIVE_COUNT", "5".into()));
                 env.push(("SHOPIFY_TRIGGER_URL_TEMPLATE", self.cin7.shopify_template()));
             }
@@ -270,17 +281,14 @@ async fn peak_rss(world: &World, binaries: &[(String, PathBuf)], orders: usize) 
     }
     let mut out = serde_json::Map::new();
 
-    let scheduled = json!({
-        "version": "0", "id": "bench", "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": "2026-11-27T09:00:00Z", "region": "ap-southeast-2",
-        "resources": [], "detail": {}
-    });
+    // A direct pull (the schedule's EventBridge event runs the sweeper, which pulls nothing).
+    let direct = json!({"integration_id": "acme"});
     let (rss, took, answer) =
-        invoke_for_rss(world, "order-pull", &path("order-pull"), scheduled).await;
+        invoke_for_rss(world, "order-pull", &path("order-pull"), direct).await;
     out.insert(
         "order-pull".into(),
         json!({
-            "invocation": format!("scheduled pull of {orders} new orders"),
+            "invocation": format!("direct pull of {orders} new orders"),
             "peak_rss_mib": rss.map(|k| k as f64 / 1024.0),
             "invocation_s": took.as_secs_f64(),
             "published": answer["summaries"][0]["published"],
