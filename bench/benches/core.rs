@@ -229,7 +229,7 @@ fn clients_workload(shared_http: bool) {
                     .await
                     .expect("clients");
             }
-            assert_eq!(cache.len(), CACHED_MERCHANTS);
+            assert_eq!(cache.cached_integrations(), CACHED_MERCHANTS);
             (Some(cache), Vec::new())
         } else {
             let own: Vec<_> = settings

@@ -124,7 +124,7 @@ async fn main() {
             None,
         ),
         (
-            "pull GB-s per merchant-day (256 MB)",
+            "pull GB-s per merchant-day (128 MB, wall time only)",
             result.pull_gb_s_per_tenant_day,
             None,
         ),

@@ -202,13 +202,8 @@ impl ClientCache {
     }
 
     /// How many integrations' clients are cached.
-    pub fn len(&self) -> usize {
+    pub fn cached_integrations(&self) -> usize {
         lock(&self.cache).len()
-    }
-
-    /// True when no client is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The process's HTTP client for `service`, built on first use.
