@@ -231,10 +231,25 @@ async fn the_worker_reschedules_itself_with_the_policys_delay_and_an_idle_poll_c
     );
     // Still active (an order arrived a minute ago): every minute.
     assert_eq!(delay_of(&idle[0]), Duration::from_secs(60));
+    // The reconcile (the backstop for lost webhooks) runs at most every five minutes: the
+    // first pull's, then none until five minutes after it.
+    let reconciles = || w.gss.harness().count("GET", "/api/shipments");
+    assert_eq!(
+        reconciles(),
+        1,
+        "the idle poll a minute later did not reconcile"
+    );
+    for minute in 2..=5 {
+        w.advance(Duration::from_secs(60));
+        assert_eq!(w.handle_visible().await.len(), 1);
+        let expected = if minute < 5 { 1 } else { 2 };
+        assert_eq!(reconciles(), expected, "after {minute} minutes");
+    }
     // Quiet for over half an hour: every two minutes.
     w.advance(Duration::from_secs(31 * 60));
     let quiet = w.handle_visible().await;
     assert_eq!(delay_of(&quiet[0]), Duration::from_secs(120));
+    assert_eq!(reconciles(), 3);
     // A record's freshness is CIN7's modification to the publish.
     let record = w.store.get_order("acme", 1).await.unwrap().unwrap();
     assert_eq!(record.published_at, Some(morning()));

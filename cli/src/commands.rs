@@ -309,6 +309,8 @@ pub async fn sync_now(backend: &Backend, id: &str, out: &Output) -> anyhow::Resu
                 concurrency: 1,
                 owner: config.owner.clone(),
                 margin: config.margin,
+                // Sync now reconciles too, however recently the chain did.
+                reconcile_every: Duration::ZERO,
                 ..WorkerConfig::default()
             };
             match handle_message(&message.body(), worker, &handling, None).await? {

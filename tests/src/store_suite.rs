@@ -517,6 +517,7 @@ pub async fn schedules_are_versioned_and_indexed_by_due_time(table: Arc<dyn Tabl
         next_pull_due: due,
         last_activity: None,
         last_pull: None,
+        last_reconcile: Some(due - chrono::Duration::minutes(3)),
         version: 0,
         indexed_bucket: None,
     };
@@ -524,6 +525,7 @@ pub async fn schedules_are_versioned_and_indexed_by_due_time(table: Arc<dyn Tabl
     let read = store.get_schedule("acme").await.unwrap().unwrap();
     assert_eq!((read.token.as_str(), read.version), ("t1", 1));
     assert_eq!(read.indexed_bucket, Some(due_bucket(due)));
+    assert_eq!(read.last_reconcile, first.last_reconcile);
     let entry = |bucket| DueEntry {
         bucket,
         integration: "acme".into(),

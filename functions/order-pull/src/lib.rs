@@ -28,6 +28,9 @@ pub struct Config {
     pub pull_slice_pages: u32,
     #[serde(default = "default_grace")]
     pub pull_sweep_grace_seconds: u64,
+    /// The longest a schedule's pulls go without reconciling.
+    #[serde(default = "default_reconcile_seconds")]
+    pub pull_reconcile_seconds: u64,
     #[serde(default = "default_secrets_cache_seconds")]
     pub secrets_cache_seconds: u64,
     /// EMF dimensions per integration (`METRICS_PER_INTEGRATION`, default false).
@@ -49,6 +52,9 @@ fn default_slice_pages() -> u32 {
 }
 fn default_grace() -> u64 {
     120
+}
+fn default_reconcile_seconds() -> u64 {
+    300
 }
 
 /// What the function calls and reads: its store (the pull's lease, cursors, records, call
@@ -98,6 +104,10 @@ pub const DECLARATION: Declaration = Declaration {
             name: "PULL_SWEEP_GRACE_SECONDS",
             default: Some("120"),
         },
+        EnvVar {
+            name: "PULL_RECONCILE_SECONDS",
+            default: Some("300"),
+        },
         SECRETS_CACHE_SECONDS,
         METRICS_PER_INTEGRATION,
     ],
@@ -131,6 +141,7 @@ impl Config {
                 slice_time: Duration::from_secs(self.pull_slice_seconds),
                 margin,
                 owner,
+                reconcile_every: Duration::from_secs(self.pull_reconcile_seconds),
                 ..WorkerConfig::default()
             },
             sweep: SweepConfig {

@@ -41,6 +41,9 @@ pub struct PullOptions {
     /// The most this run may read before it stops with [`PullOutcome::Sliced`] (its cursor
     /// saved where it stopped, for a continuation); `None` reads to the end.
     pub slice: Option<Slice>,
+    /// Whether this run reconciles (the scheduled worker reconciles at most every
+    /// `PULL_RECONCILE_SECONDS`; a direct pull always does).
+    pub reconcile: bool,
 }
 
 /// The share of time and pages one pull message may take, so that one merchant's backlog
@@ -64,6 +67,7 @@ impl Default for PullOptions {
             daily_budget: 5000,
             write_back_reserve: 1000,
             slice: None,
+            reconcile: true,
         }
     }
 }
@@ -109,6 +113,9 @@ pub struct PullSummary {
     /// Why the reconcile failed, when it did (the next pull retries it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconcile_error: Option<String>,
+    /// When this run's reconcile completed (none when it did not run or failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconciled_at: Option<DateTime<Utc>>,
     /// Of each order this run published, how long after CIN7 last modified it (seconds).
     #[serde(skip)]
     pub freshness_seconds: Vec<i64>,
@@ -139,6 +146,7 @@ impl PullSummary {
             cursor: None,
             reconciled: 0,
             reconcile_error: None,
+            reconciled_at: None,
             freshness_seconds: Vec::new(),
             cin7_calls_today: None,
             error: None,
@@ -339,13 +347,15 @@ pub async fn run_pull(
     }
     // The backstop for lost webhooks, whatever became of the publishing (not when the deadline
     // is near, nor after a slice: the next run reconciles the same window).
-    if !matches!(
-        outcome,
-        Err((
-            _,
-            Stop::Outcome(PullOutcome::StoppedAtDeadline) | Stop::Slice(_)
-        ))
-    ) {
+    if options.reconcile
+        && !matches!(
+            outcome,
+            Err((
+                _,
+                Stop::Outcome(PullOutcome::StoppedAtDeadline) | Stop::Slice(_)
+            ))
+        )
+    {
         let reconciled = reconcile(
             ReconcileDeps {
                 store,
@@ -358,7 +368,10 @@ pub async fn run_pull(
         )
         .await;
         match reconciled {
-            Ok(r) => run.summary.reconciled = r.queued.len(),
+            Ok(r) => {
+                run.summary.reconciled = r.queued.len();
+                run.summary.reconciled_at = Some(r.to);
+            }
             Err(e) => {
                 tracing::warn!(integration = %id, error = %e, "reconcile failed; the next pull retries it");
                 run.summary.reconcile_error = Some(e.to_string());

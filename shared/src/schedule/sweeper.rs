@@ -101,6 +101,7 @@ async fn replace_chain(
         next_pull_due: clock.now(),
         last_activity: existing.and_then(|s| s.last_activity),
         last_pull: existing.and_then(|s| s.last_pull),
+        last_reconcile: existing.and_then(|s| s.last_reconcile),
         version: existing.map_or(0, |s| s.version),
         indexed_bucket: existing.and_then(|s| s.indexed_bucket),
     };

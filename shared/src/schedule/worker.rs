@@ -73,6 +73,9 @@ pub struct WorkerConfig {
     pub owner: String,
     /// CIN7's daily call limit.
     pub daily_limit: i64,
+    /// The longest a chain goes without reconciling (webhooks are the fast path; the
+    /// reconcile, one GoSweetSpot call, is the backstop for lost ones).
+    pub reconcile_every: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -86,6 +89,7 @@ impl Default for WorkerConfig {
             margin: Duration::from_secs(20),
             owner: "pull-worker".into(),
             daily_limit: PullOptions::default().daily_budget,
+            reconcile_every: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -213,6 +217,11 @@ pub async fn handle_message(
         resend(ports, &message, delay).await?;
         return Ok(Handled::Early { delay });
     }
+    let last_reconcile = schedule.as_ref().and_then(|s| s.last_reconcile);
+    let reconcile = last_reconcile.is_none_or(|t| {
+        (now - t).to_std().unwrap_or(Duration::ZERO) + EARLY_TOLERANCE.to_std().unwrap_or_default()
+            >= config.reconcile_every
+    });
     let options = PullOptions {
         // Unique to this handling: two deliveries of one message in one process (a batch is
         // handled concurrently) must not share the lease, as its owner may renew it.
@@ -225,6 +234,7 @@ pub async fn handle_message(
             pages: config.slice_pages.max(1),
             until: Instant::now() + config.slice_time,
         }),
+        reconcile,
         ..PullOptions::default()
     };
     let summary = pull_one(ports.pull, &settings, &options).await;
@@ -260,6 +270,7 @@ pub async fn handle_message(
         next_pull_due: now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::days(1)),
         last_activity,
         last_pull: Some(now),
+        last_reconcile: summary.reconciled_at.or(last_reconcile),
         version: schedule.as_ref().map_or(0, |s| s.version),
         indexed_bucket: schedule.as_ref().and_then(|s| s.indexed_bucket),
     };

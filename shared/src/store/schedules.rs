@@ -42,6 +42,10 @@ pub struct Schedule {
     /// When the last pull ran.
     #[serde(default)]
     pub last_pull: Option<DateTime<Utc>>,
+    /// When the pulls of this chain last reconciled (the worker reconciles at most every
+    /// [`crate::schedule::WorkerConfig::reconcile_every`]).
+    #[serde(default)]
+    pub last_reconcile: Option<DateTime<Utc>>,
     /// The optimistic-concurrency version (not part of the document; 0 = never saved).
     #[serde(skip)]
     pub version: i64,
