@@ -1178,6 +1178,87 @@ async fn one_secret_holds_an_integrations_keys_as_json() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_setting_keys_of_one_shared_secret_at_once_lose_none() {
+    with_secret_name(|client, name| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let table =
+            shared::store::sqlite::SqliteTable::open(&dir.path().join("s.sqlite3")).unwrap();
+        let store = Arc::new(shared::store::Store::new(
+            Arc::new(table),
+            Arc::new(shared::clock::SystemClock),
+        ));
+        SecretsManagerSource::new(client.clone(), Duration::from_secs(300))
+            .with_writers(store.clone(), "first")
+            .put(&format!("{name}#existing"), &SecretString::from("kept"))
+            .await
+            .unwrap();
+        // Twelve operators' `secrets set` at once, each a merchant's key in one shard secret:
+        // each reads the JSON object, sets its key and writes it back under the store's lease.
+        let writers = (0..12).map(|i| {
+            let writer = SecretsManagerSource::new(client.clone(), Duration::from_secs(300))
+                .with_writers(store.clone(), &format!("operator-{i}"));
+            let reference = format!("{name}#merchant-{i:02}/cin7_api_key");
+            async move {
+                writer
+                    .put(&reference, &SecretString::from(format!("key-{i}")))
+                    .await
+            }
+        });
+        for written in futures::future::join_all(writers).await {
+            written.unwrap();
+        }
+        let stored = client
+            .get_secret_value()
+            .secret_id(&name)
+            .send()
+            .await
+            .unwrap();
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(stored.secret_string().unwrap()).unwrap();
+        let mut expected: serde_json::Map<String, serde_json::Value> = (0..12)
+            .map(|i| {
+                (
+                    format!("merchant-{i:02}/cin7_api_key"),
+                    format!("key-{i}").into(),
+                )
+            })
+            .collect();
+        expected.insert("existing".into(), "kept".into());
+        assert_eq!(object, expected, "every writer's key is kept");
+        // A key that would take the secret past Secrets Manager's 64 KB is refused, naming
+        // the secret, and nothing is written.
+        let huge = SecretString::from("x".repeat(shared::secrets::aws::MAX_SECRET_BYTES));
+        let refused = SecretsManagerSource::new(client.clone(), Duration::from_secs(300))
+            .with_writers(store.clone(), "late")
+            .put(&format!("{name}#merchant-99/cin7_api_key"), &huge)
+            .await;
+        assert!(
+            matches!(&refused, Err(SecretError::TooLarge { reference, .. }) if *reference == name),
+            "{refused:?}"
+        );
+        let after = client
+            .get_secret_value()
+            .secret_id(&name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(after.secret_string(), stored.secret_string());
+        // The lease was given back: the next writer takes it at once.
+        assert!(
+            shared::store::Leases::acquire_secret_lease(
+                store.as_ref(),
+                &name,
+                "next",
+                Duration::from_secs(5)
+            )
+            .await
+            .unwrap()
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_rotated_cin7_key_is_used_after_a_401_without_restarting() {
     with_secret_name(|client, name| async move {

@@ -53,7 +53,11 @@ async fn main() {
     } else {
         (1_000.0, 2.0, 24.0)
     };
-    let seed = env_f64("BENCH_FLEET_SEED").map_or_else(|| fastrand::u64(..), |s| s as u64);
+    // Parsed as an integer: a u64 seed does not survive a round trip through f64.
+    let seed = std::env::var("BENCH_FLEET_SEED")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
     let config = FleetConfig {
         tenants: env_f64("BENCH_FLEET_TENANTS").unwrap_or(tenants) as usize,
         simulated_hours: env_f64("BENCH_FLEET_HOURS").unwrap_or(hours),

@@ -457,16 +457,44 @@ struct Billed {
 /// The webhook secret every simulated merchant shares with its GoSweetSpot site.
 const WEBHOOK_SECRET: &str = "whsec-fleet-3c1d5e";
 
-/// Each merchant's keys in one JSON secret, as `secrets set` writes them.
-fn fleet_secrets(tenants: &[Tenant]) -> MapSecrets {
-    let keys = serde_json::json!({
-        "cin7_api_key": CIN7_KEY, "gss_access_key": GSS_KEY, "webhook_secret": WEBHOOK_SECRET,
-    })
-    .to_string();
+/// Merchants whose keys share one Secrets Manager secret (the layout the README recommends
+/// for a fleet: a secret costs USD 0.40 a month whatever it holds, and a hundred merchants'
+/// keys are about 30 KB of its 64 KB).
+pub const MERCHANTS_A_SECRET: usize = 100;
+
+/// Function instances assumed to fetch every shared secret once per TTL (ten each of the pull,
+/// the webhook and the write-back): the fleet runs in one process, whose one cache would
+/// understate the fetches of a deployment's many.
+pub const INSTANCES_FETCHING: f64 = 30.0;
+
+/// The secret holding merchant `index`'s keys: the backlog merchant's alone (its one-off import
+/// is not billed to the others), the rest [`MERCHANTS_A_SECRET`] to a secret.
+fn secret_of(index: usize, tenant: &Tenant, backlog: bool) -> String {
+    if backlog && index == 0 {
+        format!("cin7-gss/{}", tenant.id)
+    } else {
+        format!("cin7-gss/merchants-{:03}", index / MERCHANTS_A_SECRET)
+    }
+}
+
+/// Every merchant's keys as `secrets set` writes them: `<merchant>/<key>` in its secret's JSON
+/// object.
+fn fleet_secrets(tenants: &[Tenant], backlog: bool) -> MapSecrets {
+    let mut secrets: BTreeMap<String, serde_json::Map<String, serde_json::Value>> = BTreeMap::new();
+    for (i, t) in tenants.iter().enumerate() {
+        let object = secrets.entry(secret_of(i, t, backlog)).or_default();
+        for (key, value) in [
+            ("cin7_api_key", CIN7_KEY),
+            ("gss_access_key", GSS_KEY),
+            ("webhook_secret", WEBHOOK_SECRET),
+        ] {
+            object.insert(format!("{}/{key}", t.id), value.into());
+        }
+    }
     MapSecrets(
-        tenants
-            .iter()
-            .map(|t| (format!("cin7-gss/{}", t.id), keys.clone()))
+        secrets
+            .into_iter()
+            .map(|(name, object)| (name, serde_json::Value::Object(object).to_string()))
             .collect(),
     )
 }
@@ -549,7 +577,7 @@ pub async fn run(config: FleetConfig) -> FleetResult {
     // Secrets Manager's cache, and the client cache, keep a secret for SECRETS_CACHE_SECONDS.
     let ttl = Duration::from_secs(300);
     let secrets = Arc::new(CountingSecrets::new(
-        fleet_secrets(&tenants),
+        fleet_secrets(&tenants, excluded.is_some()),
         ttl,
         clock.clone(),
         excluded.as_ref().map(|id| format!("cin7-gss/{id}")),
@@ -564,14 +592,14 @@ pub async fn run(config: FleetConfig) -> FleetResult {
     let jobs = EmbeddedQueue::open(&dir.path().join("jobs.sqlite3"), 5)
         .expect("the write-back queue")
         .with_clock(clock.clone());
-    for t in &tenants {
+    for (i, t) in tenants.iter().enumerate() {
         let mut settings: IntegrationSettings =
             integration_tests::sandbox_settings(&t.id, &t.cin7, &t.gss);
         settings.import.start_from = Some(backlog_from - chrono::Duration::hours(1));
-        let secret = format!("cin7-gss/{}", t.id);
-        settings.cin7.api_key.0 = format!("{secret}#cin7_api_key");
-        settings.gss.access_key.0 = format!("{secret}#gss_access_key");
-        settings.webhook.secret.0 = format!("{secret}#webhook_secret");
+        let secret = secret_of(i, t, excluded.is_some());
+        settings.cin7.api_key.0 = format!("{secret}#{}/cin7_api_key", t.id);
+        settings.gss.access_key.0 = format!("{secret}#{}/gss_access_key", t.id);
+        settings.webhook.secret.0 = format!("{secret}#{}/webhook_secret", t.id);
         settings.write_back.send_ticket_number = true;
         settings.write_back.freight = FreightMode::Cost;
         store
@@ -913,8 +941,8 @@ pub async fn run(config: FleetConfig) -> FleetResult {
         // Sends, and each receive that returned messages with its batch delete.
         sqs_requests: per_billed_day(sqs_sends as f64 + 2.0 * b.receives),
         webhook_requests: per_billed_day(b.webhooks),
-        secrets: 1.0,
-        secrets_calls: per_billed_day(secrets_calls as f64),
+        secrets: billed_tenants.div_ceil(MERCHANTS_A_SECRET) as f64 / billed_tenants.max(1) as f64,
+        secrets_calls: per_billed_day(secrets_calls as f64 * INSTANCES_FETCHING),
         // The log lines of every merchant (the backlog's too: they are not told apart).
         log_bytes: per_tenant_day(log_bytes),
         deployment_metrics: series.len() as f64,

@@ -106,8 +106,13 @@ impl Backend {
                     bail!("the AWS backend needs --table or TABLE_NAME");
                 };
                 let sdk = shared::aws_config::sdk_config().await;
+                let store = shared::aws_config::dynamo_store(&sdk, table);
+                // `secrets set` holds the store's lease on a secret while it rewrites it, so
+                // operators setting keys of one shared secret at once lose none.
+                let secrets = shared::aws_config::secrets_manager(&sdk, Duration::from_secs(60))
+                    .with_writers(Arc::new(store.clone()), &shared::app::process_owner("cli"));
                 Ok(Self::Aws {
-                    store: shared::aws_config::dynamo_store(&sdk, table),
+                    store,
                     queue: args
                         .queue_url
                         .as_deref()
@@ -120,10 +125,7 @@ impl Backend {
                         .pull_queue_url
                         .as_deref()
                         .map(|u| shared::aws_config::sqs_queue(&sdk, u)),
-                    secrets: Arc::new(shared::aws_config::secrets_manager(
-                        &sdk,
-                        Duration::from_secs(60),
-                    )),
+                    secrets: Arc::new(secrets),
                 })
             }
         }

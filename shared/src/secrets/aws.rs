@@ -7,6 +7,7 @@ use super::{
     ExposeSecret, SecretError, SecretSource, SecretString, resolve, split_reference, with_key,
 };
 use crate::clock::{Clock, SystemClock};
+use crate::store::Leases;
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, SdkError};
@@ -34,7 +35,22 @@ pub struct SecretsManagerSource {
     fetches: AtomicU64,
     /// Tells the time the TTL is measured by.
     clock: Arc<dyn Clock>,
+    /// Serializes this source's writes with every other writer's (see [`Self::with_writers`]).
+    writers: Option<Writers>,
 }
+
+/// The store's secret leases and this writer's name in them.
+struct Writers {
+    leases: Arc<dyn Leases>,
+    owner: String,
+}
+
+/// How long a writer holds a secret's lease (a read and a write take well under a second).
+const WRITE_LEASE: Duration = Duration::from_secs(30);
+/// The most a secret's value may hold (Secrets Manager's quota: 65,536 bytes).
+pub const MAX_SECRET_BYTES: usize = 65_536;
+/// How long a writer waits for another's lease on the same secret.
+const WRITE_WAIT: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for SecretsManagerSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,7 +83,20 @@ impl SecretsManagerSource {
             slots: Mutex::new(HashMap::new()),
             fetches: AtomicU64::new(0),
             clock: Arc::new(SystemClock),
+            writers: None,
         }
+    }
+
+    /// The same source, holding the store's lease on a secret while it reads, changes and
+    /// rewrites it ([`Leases::acquire_secret_lease`]): Secrets Manager has no conditional
+    /// write, so two writers setting different keys of one shared secret at once would
+    /// otherwise lose one. Every writer of a deployment (`secrets set`) sets this.
+    pub fn with_writers(mut self, leases: Arc<dyn Leases>, owner: &str) -> Self {
+        self.writers = Some(Writers {
+            leases,
+            owner: owner.to_string(),
+        });
+        self
     }
 
     /// The same source, telling time by `clock` (tests move a manual clock past the TTL).
@@ -124,6 +153,43 @@ impl SecretsManagerSource {
     /// such secret yet) and caches it. For `name#json_key`, the secret's current JSON object
     /// is read and the key set in it, the other keys kept.
     pub async fn put(&self, reference: &str, value: &SecretString) -> Result<(), SecretError> {
+        let name = split_reference(reference).0;
+        let Some(writers) = &self.writers else {
+            return self.read_and_put(reference, value).await;
+        };
+        let unavailable = |detail: String| SecretError::Unavailable {
+            reference: name.to_string(),
+            detail,
+        };
+        let waiting_since = tokio::time::Instant::now();
+        while !writers
+            .leases
+            .acquire_secret_lease(name, &writers.owner, WRITE_LEASE)
+            .await
+            .map_err(|e| unavailable(format!("the store's lease on it: {e}")))?
+        {
+            if waiting_since.elapsed() > WRITE_WAIT {
+                return Err(unavailable(format!(
+                    "another writer has held it for over {} s",
+                    WRITE_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let written = self.read_and_put(reference, value).await;
+        let released = writers
+            .leases
+            .release_secret_lease(name, &writers.owner)
+            .await;
+        if let Err(e) = released {
+            // It lapses by itself after WRITE_LEASE.
+            tracing::warn!(secret = name, error = %e, "could not give a secret's write lease back");
+        }
+        written
+    }
+
+    /// The write of [`Self::put`], once it may write.
+    async fn read_and_put(&self, reference: &str, value: &SecretString) -> Result<(), SecretError> {
         let (name, key) = split_reference(reference);
         let whole = match key {
             None => value.clone(),
@@ -136,6 +202,14 @@ impl SecretsManagerSource {
                 with_key(reference, current.as_ref(), value)?
             }
         };
+        let bytes = whole.expose_secret().len();
+        if bytes > MAX_SECRET_BYTES {
+            return Err(SecretError::TooLarge {
+                reference: name.to_string(),
+                bytes,
+                limit: MAX_SECRET_BYTES,
+            });
+        }
         self.put_whole(name, &whole).await
     }
 

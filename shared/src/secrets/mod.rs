@@ -30,6 +30,15 @@ pub enum SecretError {
         reference: String,
         problem: &'static str,
     },
+    /// A write that would make the secret larger than its store allows.
+    #[error(
+        "secret {reference:?} would hold {bytes} bytes, over the {limit} a secret may: put these keys in another secret"
+    )]
+    TooLarge {
+        reference: String,
+        bytes: usize,
+        limit: usize,
+    },
 }
 
 /// A reference split into the secret's name and, for `name#json_key`, the key.

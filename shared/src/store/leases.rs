@@ -23,22 +23,38 @@ pub trait Leases: Send + Sync {
         name: &str,
         owner: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Takes (or renews) the lease that serializes the writes of one secret (by its name), so
+    /// writers that read, change and rewrite a secret several integrations share never lose
+    /// one another's keys; `false` while someone else holds it.
+    async fn acquire_secret_lease(
+        &self,
+        secret: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives a secret's lease back (only its owner can).
+    async fn release_secret_lease(&self, secret: &str, owner: &str) -> Result<bool, StoreError>;
 }
 
-#[async_trait]
-impl Leases for Store {
-    async fn acquire_lease(
+fn secret_pk(secret: &str) -> String {
+    format!("SECRET#{secret}")
+}
+
+impl Store {
+    async fn take_lease(
         &self,
-        integration: &str,
-        name: &str,
+        pk: String,
+        sk: String,
         owner: &str,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let now = self.now();
         let until = now.timestamp_millis() + millis(ttl);
         let item = Item {
-            pk: int_pk(integration),
-            sk: format!("LEASE#{name}"),
+            pk,
+            sk,
             doc: "{}".into(),
             state: Some(IN_PROGRESS.into()),
             owner: Some(owner.into()),
@@ -52,6 +68,20 @@ impl Leases for Store {
         };
         self.table.put(item, cond, now.timestamp()).await
     }
+}
+
+#[async_trait]
+impl Leases for Store {
+    async fn acquire_lease(
+        &self,
+        integration: &str,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.take_lease(int_pk(integration), format!("LEASE#{name}"), owner, ttl)
+            .await
+    }
 
     async fn release_lease(
         &self,
@@ -61,6 +91,22 @@ impl Leases for Store {
     ) -> Result<bool, StoreError> {
         self.table
             .delete(&int_pk(integration), &format!("LEASE#{name}"), Some(owner))
+            .await
+    }
+
+    async fn acquire_secret_lease(
+        &self,
+        secret: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.take_lease(secret_pk(secret), "LEASE".into(), owner, ttl)
+            .await
+    }
+
+    async fn release_secret_lease(&self, secret: &str, owner: &str) -> Result<bool, StoreError> {
+        self.table
+            .delete(&secret_pk(secret), "LEASE", Some(owner))
             .await
     }
 }

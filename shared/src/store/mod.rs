@@ -22,6 +22,7 @@
 //! | `INT#<id>` | `SCHEDULE` | the pull schedule: the message chain's token, the next pull's due time | [`Schedules`] |
 //! | `DUE#<5-minute bucket>` | `<id>` | the due index: the integration's next pull is due in this bucket | [`Schedules`] |
 //! | `SWEEPER` | `CURSOR` | the first due bucket the next sweep reads | [`Schedules`] |
+//! | `SECRET#<name>` | `LEASE` | serializes the writes of one secret (`secrets set`) | [`Leases`] |
 
 mod budget;
 mod claims;
