@@ -116,7 +116,8 @@ pub struct Usage {
     pub dynamodb_read_units: f64,
     pub sqs_requests: f64,
     pub webhook_requests: f64,
-    pub secrets: f64,
+    /// Merchants whose keys share one secret (1: a secret each).
+    pub merchants_a_secret: f64,
     pub secrets_calls: f64,
     pub log_bytes: f64,
     /// Custom metrics the deployment publishes (all merchants together).
@@ -165,7 +166,8 @@ pub fn cost_per_merchant_month(usage: &Usage, merchants: usize) -> BTreeMap<Stri
     );
     c.insert(
         "secrets_manager".to_string(),
-        usage.secrets * p.secret_month.usd + month * usage.secrets_calls * p.secrets_api_calls.usd,
+        (n / usage.merchants_a_secret.max(1.0)).ceil() / n * p.secret_month.usd
+            + month * usage.secrets_calls * p.secrets_api_calls.usd,
     );
     c.insert(
         "cloudwatch_metrics".to_string(),
@@ -189,7 +191,7 @@ mod tests {
     #[test]
     fn fixed_costs_are_shared_and_per_merchant_costs_are_not() {
         let usage = Usage {
-            secrets: 1.0,
+            merchants_a_secret: 1.0,
             deployment_metrics: 100.0,
             ..Usage::default()
         };
@@ -197,6 +199,16 @@ mod tests {
         let many = cost_per_merchant_month(&usage, 1000);
         assert!((one["secrets_manager"] - 0.40).abs() < 1e-9);
         assert!((many["secrets_manager"] - 0.40).abs() < 1e-9);
+        // Shared secrets: a deployment has at least one, and a secret for each hundred.
+        let shared = Usage {
+            merchants_a_secret: 100.0,
+            ..Usage::default()
+        };
+        assert!((cost_per_merchant_month(&shared, 1)["secrets_manager"] - 0.40).abs() < 1e-9);
+        assert!(
+            (cost_per_merchant_month(&shared, 150)["secrets_manager"] - 0.80 / 150.0).abs() < 1e-9
+        );
+        assert!((cost_per_merchant_month(&shared, 10_000)["secrets_manager"] - 0.004).abs() < 1e-9);
         assert!((one["cloudwatch_metrics"] - 30.0).abs() < 1e-9);
         assert!((many["cloudwatch_metrics"] - 0.03).abs() < 1e-9);
         assert!((many["total"] - 0.43).abs() < 1e-9);
