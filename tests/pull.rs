@@ -213,6 +213,39 @@ async fn a_realistic_mix_lands_in_the_right_states() {
 }
 
 #[tokio::test]
+async fn the_dispatcher_reads_the_customers_order_number_custom_fields_and_the_shipping_method() {
+    let mut rig = rig_on(None).await;
+    rig.settings.import.custom_field_1 = "salesPersonEmail".into();
+    rig.settings.import.custom_field_2 = "customFields.orders_1000".into();
+    rig.settings.import.instructions_prefix_shipping_method = true;
+    rig.settings.validate().unwrap();
+    let mut o = order(1, "SO-1", at(1));
+    o["customerOrderNo"] = json!("PO-4471");
+    o["freightDescription"] = json!("NZ Post Courier");
+    o["salesPersonEmail"] = json!("kiri@acme.nz");
+    o["projectName"] = json!("not asked for");
+    o["customFields"] = json!({"orders_1000": "Gift wrap"});
+    rig.cin7.put_order(o);
+    let s = rig.pull(&opts()).await;
+    assert_eq!(s.published, 1, "{s:?}");
+    // salesPersonEmail is not among the fields the product reads: CIN7 sends it only because
+    // the setting names it (the sandbox projects `fields=` as CIN7 does).
+    let published = rig.gss.order("SO-1").unwrap();
+    assert_eq!(published.delvref, "PO-4471");
+    assert_eq!(
+        published.delvinstructions,
+        "NZ Post Courier: Leave at reception"
+    );
+    assert_eq!(published.custom_field_1.as_deref(), Some("kiri@acme.nz"));
+    assert_eq!(published.custom_field_2.as_deref(), Some("Gift wrap"));
+    assert_eq!(
+        rig.cin7.harness().count("GET", "/api/v1/SalesOrders"),
+        1,
+        "one list call"
+    );
+}
+
+#[tokio::test]
 async fn batched_items_are_published_with_a_warning_when_not_blocked() {
     let rig = rig_on(None).await;
     let mut o = order(1, "B-1", at(1));

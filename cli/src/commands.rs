@@ -395,8 +395,9 @@ pub async fn dry_run(backend: &Backend, id: &str, out: &Output) -> anyhow::Resul
     // Paged as the pull pages; an order read again (the same start at a smaller offset) is
     // listed once.
     let mut listed = std::collections::BTreeSet::new();
+    let fields = settings.import.order_fields();
     loop {
-        let got = OrderSource::list_page(&c.cin7, &start.query()).await?;
+        let got = OrderSource::list_page(&c.cin7, &start.query(&fields)).await?;
         let full = got.len() >= MAX_ROWS as usize;
         let keys = paging::keys(&got);
         for row in got {
@@ -447,7 +448,7 @@ pub async fn dry_run(backend: &Backend, id: &str, out: &Output) -> anyhow::Resul
                 why,
             ]);
         }
-        start = match start.next(&keys, full, |s| c.cin7.fits(&s.query())) {
+        start = match start.next(&keys, full, |s| c.cin7.fits(&s.query(&fields))) {
             Next::AtSmallerOffset(next) | Next::After(next) => next,
             Next::Done => break,
         };

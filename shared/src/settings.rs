@@ -125,6 +125,30 @@ pub struct ImportSettings {
     /// The most of CIN7's daily call limit the pull's polling may use, in percent (1–100); the
     /// rest is left for write-backs and operators.
     pub poll_budget_percent: u8,
+    /// A CIN7 header field (e.g. `freightDescription`, `customFields.orders_1000`) copied to
+    /// GoSweetSpot's `customField1Value`; empty: none.
+    pub custom_field_1: String,
+    /// The same, to `customField2Value`.
+    pub custom_field_2: String,
+    /// Puts the shipping method CIN7 holds (`freightDescription`) ahead of the delivery
+    /// instructions GoSweetSpot prints on the label.
+    pub instructions_prefix_shipping_method: bool,
+}
+
+impl ImportSettings {
+    /// The `fields=` names the pull asks CIN7 for: what the product reads, and the header
+    /// fields the custom-field settings copy.
+    pub fn order_fields(&self) -> Vec<&'static str> {
+        let mut fields = crate::cin7::model::SALES_ORDER_FIELDS.to_vec();
+        for name in [&self.custom_field_1, &self.custom_field_2] {
+            if let Some(f) = crate::cin7::model::copyable_field(name)
+                && !fields.contains(&f)
+            {
+                fields.push(f);
+            }
+        }
+        fields
+    }
 }
 
 /// The longest `import.overlap_seconds` accepted: a day.
@@ -146,6 +170,9 @@ impl Default for ImportSettings {
             business_hours: "07:00-19:00".into(),
             timezone: "Pacific/Auckland".into(),
             poll_budget_percent: 40,
+            custom_field_1: String::new(),
+            custom_field_2: String::new(),
+            instructions_prefix_shipping_method: false,
         }
     }
 }
@@ -393,6 +420,20 @@ impl IntegrationSettings {
                     self.import.timezone
                 ),
             );
+        }
+        for (field, name) in [
+            ("import.custom_field_1", &self.import.custom_field_1),
+            ("import.custom_field_2", &self.import.custom_field_2),
+        ] {
+            if !name.is_empty() && crate::cin7::model::copyable_field(name).is_none() {
+                fail(
+                    field,
+                    format!(
+                        "{name:?} is not a CIN7 order field this can copy: one of {} or customFields.<key>",
+                        crate::cin7::model::COPYABLE_FIELDS.join(", ")
+                    ),
+                );
+            }
         }
         if !(1..=100).contains(&self.import.poll_budget_percent) {
             fail(
@@ -674,6 +715,14 @@ mod tests {
             (
                 Box::new(|v| v["write_back"] = json!({"shopify_trigger": "800541"})),
                 "write_back.shopify_trigger: needs write_back.send_ticket_number = true",
+            ),
+            (
+                Box::new(|v| v["import"] = json!({"custom_field_2": "freightDescripton"})),
+                "import.custom_field_2: \"freightDescripton\" is not a CIN7 order field this can copy: one of reference, customerOrderNo, freightDescription",
+            ),
+            (
+                Box::new(|v| v["import"] = json!({"custom_field_1": "customFields. "})),
+                "import.custom_field_1: \"customFields. \" is not a CIN7 order field",
             ),
             (
                 Box::new(|v| v["webhook"]["signature_param"] = json!("")),

@@ -50,7 +50,50 @@ pub const SALES_ORDER_FIELDS: &[&str] = &[
     "taxRate",
     "customFields",
     "lineItems",
+    "customerOrderNo",
+    "freightDescription",
 ];
+
+/// The header fields `import.custom_field_1` and `_2` may copy to GoSweetSpot (CIN7's names;
+/// `customFields.<key>` names a custom field as well). Each is requested with `fields=` only
+/// when a setting names it.
+pub const COPYABLE_FIELDS: &[&str] = &[
+    "reference",
+    "customerOrderNo",
+    "freightDescription",
+    "internalComments",
+    "deliveryInstructions",
+    "projectName",
+    "branchEmail",
+    "voucherCode",
+    "paymentTerms",
+    "memberEmail",
+    "salesPersonEmail",
+    "email",
+    "company",
+    "phone",
+    "mobile",
+    "costCenter",
+    "memberCostCenter",
+    "departmentNumber",
+    "storeLocationNumber",
+    "distributionCenter",
+    "surchargeDescription",
+    "discountDescription",
+    "trackingCode",
+    "logisticsCarrier",
+    "source",
+];
+
+/// The `fields=` name that brings a copyable field (`customFields.<key>` comes with
+/// `customFields`); `None` when `name` is not one [`COPYABLE_FIELDS`] or a custom field names.
+pub fn copyable_field(name: &str) -> Option<&'static str> {
+    match name.strip_prefix("customFields.") {
+        Some(key) if !key.trim().is_empty() => Some("customFields"),
+        Some(_) => None,
+        None => COPYABLE_FIELDS.iter().copied().find(|f| *f == name),
+    }
+}
 
 /// A CIN7 sales order header with its lines.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -125,6 +168,46 @@ pub struct SalesOrder {
     pub custom_fields: BTreeMap<String, Value>,
     #[serde(deserialize_with = "tolerant::vec_or_empty")]
     pub line_items: Vec<LineItem>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub customer_order_no: Option<String>,
+    #[serde(deserialize_with = "tolerant::opt_string")]
+    pub freight_description: Option<String>,
+    /// Every other field CIN7 sent (only what `fields=` asked for), for
+    /// [`SalesOrder::field_text`].
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+impl SalesOrder {
+    /// A header field (CIN7's name, or `customFields.<key>`) as text: a string as it is, a
+    /// number or a boolean written out; `None` when absent, empty or not a scalar.
+    pub fn field_text(&self, name: &str) -> Option<String> {
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(s.trim().to_string()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        };
+        let named = |v: &Option<String>| v.as_deref().map(|s| s.trim().to_string());
+        let value = match name.strip_prefix("customFields.") {
+            Some(key) => self.custom_fields.get(key).and_then(text),
+            None => match name {
+                "reference" => named(&self.reference),
+                "customerOrderNo" => named(&self.customer_order_no),
+                "freightDescription" => named(&self.freight_description),
+                "internalComments" => named(&self.internal_comments),
+                "deliveryInstructions" => named(&self.delivery_instructions),
+                "email" => named(&self.email),
+                "company" => named(&self.company),
+                "phone" => named(&self.phone),
+                "mobile" => named(&self.mobile),
+                "trackingCode" => named(&self.tracking_code),
+                "logisticsCarrier" => named(&self.logistics_carrier),
+                other => self.other.get(other).and_then(text),
+            },
+        };
+        value.filter(|v| !v.is_empty())
+    }
 }
 
 /// One line of a sales order.

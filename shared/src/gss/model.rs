@@ -29,6 +29,9 @@ pub mod limits {
     pub const CURRENCY: usize = 3;
     /// Cost centre names are not given a documented limit; we hold them to the contact limit.
     pub const COST_CENTRE: usize = 60;
+    /// `customField1Value`/`customField2Value` have no documented limit either (inferred: held
+    /// to `delvref`'s 50, the other reference GoSweetSpot shows with the order).
+    pub const CUSTOM_FIELD: usize = 50;
 }
 
 /// Most orders in one `DELETE /api/customerorders` (documented: HTTP 409 above it), and the
@@ -123,6 +126,20 @@ pub struct CustomerOrder {
     pub email: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub costcentre: Option<String>,
+    /// Shown to the dispatcher with the order (the field GoSweetSpot's docs name; bodies are
+    /// matched case-insensitively).
+    #[serde(
+        rename = "customField1Value",
+        alias = "customfield1value",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_field_1: Option<String>,
+    #[serde(
+        rename = "customField2Value",
+        alias = "customfield2value",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_field_2: Option<String>,
     pub products: Vec<OrderProduct>,
 }
 

@@ -135,7 +135,32 @@ pub fn map_order(order: &SalesOrder, settings: &IntegrationSettings) -> Result<M
             phone
         }
     };
-    let reference = clean(order.reference.as_deref());
+    // The customer's own order number when CIN7 holds one (what a dispatcher and the
+    // customer quote), else the order's reference.
+    let reference = match clean(order.customer_order_no.as_deref()) {
+        own if !own.is_empty() => own,
+        _ => clean(order.reference.as_deref()),
+    };
+    let instructions = {
+        let given = clean(order.delivery_instructions.as_deref());
+        let method = clean(order.freight_description.as_deref());
+        match (
+            settings.import.instructions_prefix_shipping_method,
+            method.is_empty(),
+        ) {
+            (true, false) if given.is_empty() => method,
+            (true, false) => format!("{method}: {given}"),
+            _ => given,
+        }
+    };
+    let mut copied = |setting: &str, target: &str| {
+        (!setting.is_empty())
+            .then(|| order.field_text(setting))
+            .flatten()
+            .map(|v| fit(target, clean(Some(&v)), limits::CUSTOM_FIELD, &mut cut))
+    };
+    let custom_field_1 = copied(&settings.import.custom_field_1, "customField1Value");
+    let custom_field_2 = copied(&settings.import.custom_field_2, "customField2Value");
     let currency = order
         .currency_code
         .as_deref()
@@ -204,7 +229,7 @@ pub fn map_order(order: &SalesOrder, settings: &IntegrationSettings) -> Result<M
         delvref: fit("delvref", reference, limits::DELIVERY_REFERENCE, &mut cut),
         delvinstructions: fit(
             "delvinstructions",
-            clean(order.delivery_instructions.as_deref()),
+            instructions,
             limits::DELIVERY_INSTRUCTIONS,
             &mut cut,
         ),
@@ -217,6 +242,8 @@ pub fn map_order(order: &SalesOrder, settings: &IntegrationSettings) -> Result<M
             &mut cut,
         ),
         costcentre: settings.cost_centre_for(order.branch_id).map(str::to_owned),
+        custom_field_1,
+        custom_field_2,
         products,
     };
     let content_hash = content_hash(&customer_order);
@@ -384,5 +411,73 @@ mod tests {
             map_order(&changed, &settings()).unwrap().content_hash,
             m.content_hash
         );
+    }
+
+    #[test]
+    fn what_the_dispatcher_reads_references_custom_fields_and_the_shipping_method() {
+        let order: SalesOrder = serde_json::from_value(serde_json::json!({
+            "id": 10, "reference": "SO-10", "customerOrderNo": " PO 4471 ",
+            "freightDescription": "NZ Post Courier", "deliveryInstructions": "Leave at door",
+            "salesPersonEmail": "kiri@acme.nz", "projectName": 17,
+            "customFields": {"orders_1000": "Gift wrap", "orders_1001": "y".repeat(60)},
+        }))
+        .unwrap();
+        let plain = map_order(&order, &settings()).unwrap();
+        assert_eq!(
+            plain.order.delvref, "PO 4471",
+            "the customer's order number first"
+        );
+        assert_eq!(plain.order.delvinstructions, "Leave at door");
+        assert_eq!(
+            (
+                plain.order.custom_field_1.as_ref(),
+                plain.order.custom_field_2.as_ref()
+            ),
+            (None, None)
+        );
+        let without_po = SalesOrder {
+            customer_order_no: Some("  ".into()),
+            ..order.clone()
+        };
+        assert_eq!(
+            map_order(&without_po, &settings()).unwrap().order.delvref,
+            "SO-10"
+        );
+
+        let mut s = settings();
+        s.import.custom_field_1 = "customFields.orders_1000".into();
+        s.import.custom_field_2 = "salesPersonEmail".into();
+        s.import.instructions_prefix_shipping_method = true;
+        let m = map_order(&order, &s).unwrap();
+        assert_eq!(m.order.custom_field_1.as_deref(), Some("Gift wrap"));
+        assert_eq!(m.order.custom_field_2.as_deref(), Some("kiri@acme.nz"));
+        assert_eq!(m.order.delvinstructions, "NZ Post Courier: Leave at door");
+        assert_ne!(m.content_hash, plain.content_hash);
+        // A number is written out; a long value is cut to 50 and the cut recorded; a field the
+        // order lacks is left out.
+        s.import.custom_field_1 = "projectName".into();
+        s.import.custom_field_2 = "customFields.orders_1001".into();
+        let m = map_order(&order, &s).unwrap();
+        assert_eq!(m.order.custom_field_1.as_deref(), Some("17"));
+        assert_eq!(m.order.custom_field_2.as_ref().map(|v| v.len()), Some(50));
+        assert_eq!(m.truncations, ["customField2Value: 60 → 50 characters"]);
+        s.import.custom_field_1 = "customFields.missing".into();
+        assert_eq!(map_order(&order, &s).unwrap().order.custom_field_1, None);
+        // The shipping method alone when there are no instructions; cut to 120 with them.
+        let bare = SalesOrder {
+            delivery_instructions: None,
+            ..order.clone()
+        };
+        assert_eq!(
+            map_order(&bare, &s).unwrap().order.delvinstructions,
+            "NZ Post Courier"
+        );
+        let long = SalesOrder {
+            delivery_instructions: Some("z".repeat(110)),
+            ..order
+        };
+        let m = map_order(&long, &s).unwrap();
+        assert_eq!(m.order.delvinstructions.chars().count(), 120);
+        assert!(m.order.delvinstructions.starts_with("NZ Post Courier: zzz"));
     }
 }

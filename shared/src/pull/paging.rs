@@ -1,7 +1,7 @@
 //! Where a pull reads from and how it pages: by key (the last second read, less the orders of
 //! that second already read), in the form CIN7 writes its times.
 
-use crate::cin7::model::{OrderRow, SALES_ORDER_FIELDS};
+use crate::cin7::model::OrderRow;
 use crate::cin7::query::{Direction, ListQuery, MAX_ROWS, Where};
 use crate::settings::IntegrationSettings;
 use crate::store::PullCursor;
@@ -95,14 +95,14 @@ impl PageStart {
         }
     }
 
-    /// The list call of this page.
-    pub fn query(&self) -> ListQuery {
+    /// The list call of this page, asking for `fields`.
+    pub fn query(&self, fields: &[&'static str]) -> ListQuery {
         ListQuery {
             filter: Where::new()
                 .modified_since(&self.since)
                 .excluding_ids(&self.excluded),
             order: Some(("modifiedDate", Direction::Asc)),
-            fields: SALES_ORDER_FIELDS.to_vec(),
+            fields: fields.to_vec(),
             page: self.page,
             rows: MAX_ROWS,
         }
@@ -202,7 +202,10 @@ mod tests {
         assert_eq!(next.excluded, vec![2, 3]);
         assert_eq!(next.page, 1);
         assert_eq!(
-            next.query().filter.build().unwrap(),
+            next.query(crate::cin7::model::SALES_ORDER_FIELDS)
+                .filter
+                .build()
+                .unwrap(),
             "modifiedDate>='2026-11-20T22:00:02.000000+13:00' AND id<>2 AND id<>3",
             "written in the form CIN7 wrote"
         );

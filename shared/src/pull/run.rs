@@ -416,6 +416,7 @@ async fn pages(
     let mut handled_through: Option<Timestamp> = None;
     let mut page_max: Option<Timestamp> = None;
     let mut pages_read = 0u32;
+    let fields = run.settings.import.order_fields();
     loop {
         if run.time_is_short(options) {
             return Err((
@@ -446,7 +447,7 @@ async fn pages(
             tracing::warn!(integration = %run.settings.id, used_today, "daily CIN7 budget reserve reached");
             return Err((handled_through, Stop::Outcome(PullOutcome::BudgetReserve)));
         }
-        let rows = match run.deps.cin7.list_page(&start.query()).await {
+        let rows = match run.deps.cin7.list_page(&start.query(&fields)).await {
             Ok(rows) => rows,
             Err(e) => return Err((handled_through, Stop::Error(e.into()))),
         };
@@ -477,7 +478,7 @@ async fn pages(
         if run.pending.is_empty() && run.deletes.is_empty() {
             handled_through = page_max;
         }
-        start = match start.next(&keys, !short, |s| run.deps.cin7.fits(&s.query())) {
+        start = match start.next(&keys, !short, |s| run.deps.cin7.fits(&s.query(&fields))) {
             Next::AtSmallerOffset(again) => {
                 tracing::info!(integration = %run.settings.id, from = %again.since, "CIN7 wrote times at a smaller offset than asked: reading from the same point at that offset");
                 again
