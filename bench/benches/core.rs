@@ -148,7 +148,10 @@ fn webhook_latency(fixture_table: Arc<dyn shared::store::Table>, samples: usize)
     rt.block_on(async {
         let mut fixture = WebhookFixture::new(fixture_table).await;
         let warm_up = samples / 10;
-        let deliveries: Vec<_> = (0..samples + warm_up).map(|_| fixture.delivery()).collect();
+        let mut deliveries = Vec::with_capacity(samples + warm_up);
+        for _ in 0..samples + warm_up {
+            deliveries.push(fixture.delivery().await);
+        }
         let mut times = Vec::with_capacity(samples);
         for (i, d) in deliveries.iter().enumerate() {
             let t0 = Instant::now();

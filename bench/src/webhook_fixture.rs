@@ -1,5 +1,7 @@
-//! A signed webhook delivery of 50 new consignments for 50 published orders, with the store,
-//! secrets and queue the in-process handler needs.
+//! Signed webhook deliveries, each of 50 new consignments for 50 orders published just before
+//! it (an order's record holds its own consignments, as in production: one or two, not one
+//! per delivery the bench makes), with the store, secrets and queue the in-process handler
+//! needs.
 
 use crate::VecQueue;
 use chrono::Utc;
@@ -18,13 +20,15 @@ pub const INTEGRATION: &str = "acme";
 /// Shipments per delivery (GoSweetSpot's most).
 pub const SHIPMENTS: usize = 50;
 
-/// The webhook's world: a store holding the integration and 50 published orders.
+/// The webhook's world: a store holding the integration and the orders of the deliveries
+/// made so far.
 pub struct WebhookFixture {
     pub store: Store,
     pub secrets: MapSecrets,
     pub queue: VecQueue,
     secret: String,
     next_connote: u64,
+    next_order: usize,
 }
 
 /// One prepared delivery: the body and its signature query.
@@ -52,27 +56,17 @@ pub fn settings() -> IntegrationSettings {
 
 /// The packing slip of the fixture's order `i`.
 pub fn slip(i: usize) -> String {
-    format!("WH-{i:04}")
+    format!("WH-{i:06}")
 }
 
 impl WebhookFixture {
-    /// The integration and its 50 published orders saved in `table`.
+    /// The integration saved in `table`.
     pub async fn new(table: Arc<dyn Table>) -> Self {
         let store = Store::new(table, Arc::new(shared::clock::SystemClock));
         store
             .put_integration(&settings())
             .await
             .expect("integration saved");
-        for i in 0..SHIPMENTS {
-            let mut record =
-                OrderRecord::new(i as i64 + 1, OrderState::Published, "published", Utc::now());
-            record.packing_slip = Some(slip(i));
-            record.reference = Some(slip(i));
-            store
-                .save_order(INTEGRATION, &mut record)
-                .await
-                .expect("order record saved");
-        }
         let secrets = sandbox_secrets();
         let secret = secrets
             .0
@@ -85,12 +79,26 @@ impl WebhookFixture {
             queue: VecQueue::default(),
             secret,
             next_connote: 100_000,
+            next_order: 0,
         }
     }
 
-    /// A signed delivery of one new consignment for each of the 50 orders.
-    pub fn delivery(&mut self) -> Delivery {
-        let shipments: Vec<Shipment> = (0..SHIPMENTS)
+    /// Publishes 50 new orders (their records saved) and returns a signed delivery of one
+    /// consignment for each.
+    pub async fn delivery(&mut self) -> Delivery {
+        let first = self.next_order;
+        self.next_order += SHIPMENTS;
+        for i in first..self.next_order {
+            let mut record =
+                OrderRecord::new(i as i64 + 1, OrderState::Published, "published", Utc::now());
+            record.packing_slip = Some(slip(i));
+            record.reference = Some(slip(i));
+            self.store
+                .save_order(INTEGRATION, &mut record)
+                .await
+                .expect("order record saved");
+        }
+        let shipments: Vec<Shipment> = (first..self.next_order)
             .map(|i| {
                 self.next_connote += 1;
                 let connote = format!("SSPOT{:07}", self.next_connote);
