@@ -50,6 +50,17 @@ async fn secrets_client() -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&shared::aws_config::sdk_config().await)
 }
 
+/// The secret's value as Secrets Manager holds it, read past every cache.
+async fn stored_secret(client: &aws_sdk_secretsmanager::Client, name: &str) -> String {
+    let out = client
+        .get_secret_value()
+        .secret_id(name)
+        .send()
+        .await
+        .unwrap();
+    out.secret_string().unwrap_or_default().to_string()
+}
+
 /// A name no other test (or test run) uses: process id, a counter and the clock's nanoseconds.
 fn unique(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -1127,14 +1138,8 @@ async fn one_secret_holds_an_integrations_keys_as_json() {
                 .await
                 .unwrap();
         }
-        let stored = client
-            .get_secret_value()
-            .secret_id(&name)
-            .send()
-            .await
-            .unwrap();
         let object: serde_json::Value =
-            serde_json::from_str(stored.secret_string().unwrap()).unwrap();
+            serde_json::from_str(&stored_secret(&client, &name).await).unwrap();
         assert_eq!(
             object,
             serde_json::json!({"cin7_api_key": "cin7-7d1e", "gss_access_key": "gss-0b2c"})
@@ -1208,14 +1213,9 @@ async fn writers_setting_keys_of_one_shared_secret_at_once_lose_none() {
         for written in futures::future::join_all(writers).await {
             written.unwrap();
         }
-        let stored = client
-            .get_secret_value()
-            .secret_id(&name)
-            .send()
-            .await
-            .unwrap();
+        let stored = stored_secret(&client, &name).await;
         let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(stored.secret_string().unwrap()).unwrap();
+            serde_json::from_str(&stored).unwrap();
         let mut expected: serde_json::Map<String, serde_json::Value> = (0..12)
             .map(|i| {
                 (
@@ -1237,13 +1237,7 @@ async fn writers_setting_keys_of_one_shared_secret_at_once_lose_none() {
             matches!(&refused, Err(SecretError::TooLarge { reference, .. }) if *reference == name),
             "{refused:?}"
         );
-        let after = client
-            .get_secret_value()
-            .secret_id(&name)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(after.secret_string(), stored.secret_string());
+        assert_eq!(stored_secret(&client, &name).await, stored);
         // The lease was given back: the next writer takes it at once.
         assert!(
             shared::store::Leases::acquire_secret_lease(
