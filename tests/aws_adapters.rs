@@ -1198,11 +1198,23 @@ async fn writers_setting_keys_of_one_shared_secret_at_once_lose_none() {
             .put(&format!("{name}#existing"), &SecretString::from("kept"))
             .await
             .unwrap();
-        // Twelve operators' `secrets set` at once, each a merchant's key in one shard secret:
-        // each reads the JSON object, sets its key and writes it back under the store's lease.
+        // Twelve `secrets set` at once, each a merchant's key in one shard secret: each reads
+        // the JSON object, sets its key and writes it back under the store's lease. Six are
+        // separate operators; six share one source (one process, one owner name), whose
+        // writes must take turns as well.
+        let shared_writer = Arc::new(
+            SecretsManagerSource::new(client.clone(), Duration::from_secs(300))
+                .with_writers(store.clone(), "operator-shared"),
+        );
         let writers = (0..12).map(|i| {
-            let writer = SecretsManagerSource::new(client.clone(), Duration::from_secs(300))
-                .with_writers(store.clone(), &format!("operator-{i}"));
+            let writer = if i % 2 == 0 {
+                shared_writer.clone()
+            } else {
+                Arc::new(
+                    SecretsManagerSource::new(client.clone(), Duration::from_secs(300))
+                        .with_writers(store.clone(), &format!("operator-{i}")),
+                )
+            };
             let reference = format!("{name}#merchant-{i:02}/cin7_api_key");
             async move {
                 writer

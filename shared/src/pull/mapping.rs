@@ -154,9 +154,8 @@ pub fn map_order(order: &SalesOrder, settings: &IntegrationSettings) -> Result<M
         }
     };
     let mut copied = |setting: &str, target: &str| {
-        (!setting.is_empty())
-            .then(|| order.field_text(setting))
-            .flatten()
+        order
+            .field_text(setting)
             .map(|v| fit(target, clean(Some(&v)), limits::CUSTOM_FIELD, &mut cut))
     };
     let custom_field_1 = copied(&settings.import.custom_field_1, "customField1Value");

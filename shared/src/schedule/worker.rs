@@ -218,10 +218,8 @@ pub async fn handle_message(
         return Ok(Handled::Early { delay });
     }
     let last_reconcile = schedule.as_ref().and_then(|s| s.last_reconcile);
-    let reconcile = last_reconcile.is_none_or(|t| {
-        (now - t).to_std().unwrap_or(Duration::ZERO) + EARLY_TOLERANCE.to_std().unwrap_or_default()
-            >= config.reconcile_every
-    });
+    let every = chrono::Duration::from_std(config.reconcile_every).unwrap_or(chrono::Duration::MAX);
+    let reconcile = last_reconcile.is_none_or(|t| now + EARLY_TOLERANCE - t >= every);
     let options = PullOptions {
         // Unique to this handling: two deliveries of one message in one process (a batch is
         // handled concurrently) must not share the lease, as its owner may renew it.

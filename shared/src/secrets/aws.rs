@@ -161,10 +161,13 @@ impl SecretsManagerSource {
             reference: name.to_string(),
             detail,
         };
+        // Unique to this write: the lease's owner may renew it, and two writes of one process
+        // (one source, shared) must still take turns.
+        let owner = format!("{}/{}", writers.owner, uuid::Uuid::new_v4().simple());
         let waiting_since = tokio::time::Instant::now();
         while !writers
             .leases
-            .acquire_secret_lease(name, &writers.owner, WRITE_LEASE)
+            .acquire_secret_lease(name, &owner, WRITE_LEASE)
             .await
             .map_err(|e| unavailable(format!("the store's lease on it: {e}")))?
         {
@@ -177,10 +180,7 @@ impl SecretsManagerSource {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let written = self.read_and_put(reference, value).await;
-        let released = writers
-            .leases
-            .release_secret_lease(name, &writers.owner)
-            .await;
+        let released = writers.leases.release_secret_lease(name, &owner).await;
         if let Err(e) = released {
             // It lapses by itself after WRITE_LEASE.
             tracing::warn!(secret = name, error = %e, "could not give a secret's write lease back");
